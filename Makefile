@@ -1,0 +1,46 @@
+# fusebox — run `make demo` for the failover story on three private Docker
+# engines, `make test` for the whole suite against real engines.
+GO          ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
+# Packages whose tests run with the race detector (the concurrent ones).
+RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/...
+
+.PHONY: all build deps demo test test-race test-short bench lint fmt clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+deps:
+	@./scripts/deps.sh
+
+# The failover story: three private engines, a stream of jobs, one host hung
+# and brought back, and a summary.
+demo: deps
+	$(GO) run ./cmd/fusebox-demo
+
+# Everything, against real Docker engines (started privately, as root).
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m -race $(RACE_PKGS)
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+bench: bench-breaker
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/fleet/... ./internal/dispatch/...
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting (make fmt)"; exit 1; }
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin
+
+-include Makefile.breaker

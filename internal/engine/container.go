@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// ContainerSpec is what Create needs to make one container.
+type ContainerSpec struct {
+	Name        string // deterministic, so a retried create conflicts instead of duplicating
+	Image       string
+	Cmd         []string
+	Env         []string // KEY=value
+	WorkingDir  string
+	Labels      map[string]string
+	CPUs        float64 // 0: no limit
+	MemoryBytes int64   // 0: no limit
+}
+
+// Container is what fusebox needs to know of a container's state.
+type Container struct {
+	ID         string
+	Name       string
+	Image      string
+	Labels     map[string]string
+	Status     string // created, running, paused, restarting, removing, exited, dead
+	Running    bool
+	ExitCode   int
+	OOMKilled  bool
+	Error      string // the engine's error starting or running it, if any
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Exited reports whether the container has run and stopped.
+func (c *Container) Exited() bool { return c.Status == "exited" || c.Status == "dead" }
+
+// Create creates a container. A name that is already taken returns an error
+// that errors.Is ErrNameConflict (class ignored): the caller decides whether
+// the existing container is its own to adopt.
+func (c *Client) Create(ctx context.Context, s ContainerSpec) (id string, err error) {
+	cfg := &container.Config{
+		Image:      s.Image,
+		Cmd:        s.Cmd,
+		Env:        s.Env,
+		WorkingDir: s.WorkingDir,
+		Labels:     s.Labels,
+	}
+	hc := &container.HostConfig{}
+	if c.network != "" {
+		hc.NetworkMode = container.NetworkMode(c.network)
+	}
+	if s.CPUs > 0 {
+		hc.Resources.NanoCPUs = int64(math.Round(s.CPUs * 1e9))
+	}
+	if s.MemoryBytes > 0 {
+		hc.Resources.Memory = s.MemoryBytes
+	}
+	err = c.call(ctx, "container create", c.timeouts.Create, func(ctx context.Context) error {
+		res, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: s.Name})
+		id = res.ID
+		return err
+	})
+	return id, err
+}
+
+// Start starts a created container. Starting one that already runs is not
+// an error.
+func (c *Client) Start(ctx context.Context, id string) error {
+	return c.call(ctx, "container start", c.timeouts.Start, func(ctx context.Context) error {
+		_, err := c.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
+		return err
+	})
+}
+
+// Inspect returns a container's state. An unknown container returns an
+// error that errors.Is ErrNotFound.
+func (c *Client) Inspect(ctx context.Context, id string) (*Container, error) {
+	var out *Container
+	err := c.call(ctx, "container inspect", c.timeouts.Inspect, func(ctx context.Context) error {
+		res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return err
+		}
+		out = fromInspect(res.Container)
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		err = reclass(err, ClassIgnored)
+	}
+	return out, err
+}
+
+func fromInspect(r container.InspectResponse) *Container {
+	ct := &Container{ID: r.ID, Name: trimSlash(r.Name)}
+	if r.Config != nil {
+		ct.Image = r.Config.Image
+		ct.Labels = r.Config.Labels
+	}
+	if s := r.State; s != nil {
+		ct.Status = string(s.Status)
+		ct.Running = s.Running
+		ct.ExitCode = s.ExitCode
+		ct.OOMKilled = s.OOMKilled
+		ct.Error = s.Error
+		ct.StartedAt = parseTime(s.StartedAt)
+		ct.FinishedAt = parseTime(s.FinishedAt)
+	}
+	return ct
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+func trimSlash(s string) string {
+	if len(s) > 0 && s[0] == '/' {
+		return s[1:]
+	}
+	return s
+}
+
+// Wait blocks until the container is not running and returns its exit
+// code. It is bounded only by ctx (a job may run for hours).
+func (c *Client) Wait(ctx context.Context, id string) (exitCode int, err error) {
+	res := c.stream.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case r := <-res.Result:
+		if r.Error != nil && r.Error.Message != "" {
+			return int(r.StatusCode), &Error{Host: c.name, Op: "container wait", Class: ClassHost, Err: errors.New(r.Error.Message)}
+		}
+		return int(r.StatusCode), nil
+	case err := <-res.Error:
+		return -1, classify(ctx, c.name, "container wait", err)
+	}
+}
+
+// Stop sends the container SIGTERM and, after grace, SIGKILL. A container
+// that is already stopped or gone is not an error.
+func (c *Client) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(math.Ceil(grace.Seconds()))
+	err := c.call(ctx, "container stop", c.timeouts.Stop+grace, func(ctx context.Context) error {
+		_, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || cerrdefs.IsNotModified(err) {
+		return nil
+	}
+	return err
+}
+
+// Remove removes a container (forcibly, with its anonymous volumes). A
+// container that is already gone, or already being removed, is not an
+// error.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	err := c.call(ctx, "container remove", c.timeouts.Remove, func(ctx context.Context) error {
+		_, err := c.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNameConflict) {
+		return nil
+	}
+	return err
+}
+
+// List returns every container (running or not) carrying all of labels.
+func (c *Client) List(ctx context.Context, labels map[string]string) ([]*Container, error) {
+	f := client.Filters{}
+	for k, v := range labels {
+		f = f.Add("label", k+"="+v)
+	}
+	var out []*Container
+	err := c.call(ctx, "container list", c.timeouts.List, func(ctx context.Context) error {
+		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		for _, s := range res.Items {
+			ct := &Container{ID: s.ID, Image: s.Image, Labels: s.Labels, Status: string(s.State)}
+			if len(s.Names) > 0 {
+				ct.Name = trimSlash(s.Names[0])
+			}
+			ct.Running = ct.Status == "running"
+			out = append(out, ct)
+		}
+		return err
+	})
+	return out, err
+}
+
+// Logs returns the output of a container, stdout and stderr separately,
+// each capped at maxBytes (the last maxBytes are kept: the end of a log is
+// where the error is). truncated reports whether anything was dropped.
+func (c *Client) Logs(ctx context.Context, id string, maxBytes int) (stdout, stderr []byte, truncated bool, err error) {
+	out, errw := newTailBuffer(maxBytes), newTailBuffer(maxBytes)
+	err = c.call(ctx, "container logs", c.timeouts.Logs, func(ctx context.Context) error {
+		rc, err := c.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = stdcopy.StdCopy(out, errw, rc)
+		return err
+	})
+	return out.Bytes(), errw.Bytes(), out.dropped || errw.dropped, err
+}
+
+// FollowLogs copies a container's output to stdout and stderr as it is
+// written, until the container exits or ctx is done. Bounded only by ctx.
+func (c *Client) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	rc, err := c.stream.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		return classify(ctx, c.name, "container logs follow", err)
+	}
+	defer rc.Close()
+	_, err = stdcopy.StdCopy(stdout, stderr, rc)
+	if err != nil {
+		return classify(ctx, c.name, "container logs follow", err)
+	}
+	return nil
+}
+
+// reclass returns err with its class changed.
+func reclass(err error, class Class) error {
+	var e *Error
+	if errors.As(err, &e) {
+		cp := *e
+		cp.Class = class
+		return &cp
+	}
+	return err
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max     int
+	buf     []byte
+	dropped bool
+}
+
+func newTailBuffer(max int) *tailBuffer {
+	if max <= 0 {
+		max = 1 << 20
+	}
+	return &tailBuffer{max: max}
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.dropped = true
+		// Amortise: compact only when the slack is as large as the cap.
+		if over >= t.max {
+			t.buf = append(t.buf[:0], t.buf[over:]...)
+		}
+	}
+	return n, nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	if len(t.buf) > t.max {
+		return t.buf[len(t.buf)-t.max:]
+	}
+	return t.buf
+}

@@ -1,0 +1,24 @@
+// Package engine is fusebox's only door to a Docker engine.
+//
+// It owns one Client per host (unix socket, tcp, or tcp+TLS with client
+// certificates, with API-version negotiation so it speaks to Docker 20.10 as
+// well as current engines), the deadline of every Docker API call, and the
+// classification of every error into one of three classes:
+//
+//   - ClassHost: the host is at fault (dial refused, TLS failure, a call's own
+//     deadline passed while its caller was still waiting, 5xx, 429, a broken
+//     connection). Only these count against a host's circuit breaker.
+//   - ClassJob: the job is at fault (image not found, invalid spec, bad
+//     command, denied pull). Retrying on another host will not help.
+//   - ClassIgnored: nobody is at fault (the caller cancelled or its own
+//     deadline passed; an expected 404 or 409).
+//
+// Bounded calls (ping, inspect, create, start, stop, remove, list, image
+// inspect/load/pull) each get their own deadline from Timeouts. Streaming
+// calls (wait, logs follow, events) go through a second client without a
+// whole-request timeout and are bounded only by their context, as nomad's
+// docker driver does (getDockerClient vs getInfinityClient).
+//
+// This package must not know about breakers, jobs in the store, or placement:
+// it reports what happened and how to count it, and the fleet decides.
+package engine

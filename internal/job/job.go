@@ -1,0 +1,265 @@
+// Package job holds the types every fusebox package shares about a container
+// job: its spec, its states, its transitions and attempts, and the sentinel
+// errors stores and the dispatcher return.
+//
+// It imports nothing internal and holds no logic beyond validation and small
+// helpers, so that the store, the dispatcher, the API and the CLI can all
+// depend on it without depending on each other (as river's rivertype does).
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is where a job is in its life.
+//
+//	queued ──► launching ──► running ──► succeeded | failed | timed_out
+//	  ▲            │            │
+//	  └────────────┘            └──► lost (host unreachable past the policy)
+//	 (host fault: back to queued with backoff, on another host)
+//
+//	any non-terminal state ──► cancelled
+type State string
+
+const (
+	StateQueued    State = "queued"    // waiting: for a host, or for backoff until NotBefore
+	StateLaunching State = "launching" // placed on a host; the container is being created/started
+	StateRunning   State = "running"   // the container is running
+	StateSucceeded State = "succeeded" // exit code 0
+	StateFailed    State = "failed"    // non-zero exit, job fault, or attempts used up
+	StateTimedOut  State = "timed_out" // ran past Spec.Timeout and was stopped
+	StateCancelled State = "cancelled" // cancelled by a user
+	StateLost      State = "lost"      // its host stayed unreachable past the lost-host policy
+)
+
+// States lists every state in life order.
+var States = []State{StateQueued, StateLaunching, StateRunning, StateSucceeded, StateFailed, StateTimedOut, StateCancelled, StateLost}
+
+// Terminal reports whether no further transition can leave s.
+func (s State) Terminal() bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateTimedOut, StateCancelled, StateLost:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Pull policies for Spec.PullPolicy.
+const (
+	PullMissing = "missing" // pull only when the host lacks the image (default)
+	PullAlways  = "always"
+	PullNever   = "never"
+)
+
+// Spec is what a user asks to run. The zero value of an optional field means
+// the server's default.
+type Spec struct {
+	Image       string            `json:"image"`
+	Command     []string          `json:"command,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Workdir     string            `json:"workdir,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`      // put on the container (keys starting "fusebox." are reserved)
+	Constraints map[string]string `json:"constraints,omitempty"` // host labels the host must carry, key=value
+	CPUs        float64           `json:"cpus,omitempty"`        // CPU limit, in cores
+	MemoryBytes int64             `json:"memory_bytes,omitempty"`
+	Timeout     Duration          `json:"timeout,omitempty"`  // 0: no timeout
+	Priority    int               `json:"priority,omitempty"` // higher runs first
+	MaxAttempts int               `json:"max_attempts,omitempty"`
+	// RetryBackoff is the first delay after a host fault; it doubles per
+	// attempt, with jitter.
+	RetryBackoff   Duration `json:"retry_backoff,omitempty"`
+	PullPolicy     string   `json:"pull_policy,omitempty"`
+	IdempotencyKey string   `json:"idempotency_key,omitempty"`
+}
+
+// FieldError names the field of a bad input and what is wrong with it.
+type FieldError struct {
+	Field  string
+	Value  any
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == nil {
+		return fmt.Sprintf("%s: %s", e.Field, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s (got %v)", e.Field, e.Reason, e.Value)
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid job spec")
+
+// Validate checks s and returns every problem found, each naming its field.
+// The returned error wraps ErrInvalid and each *FieldError.
+func (s *Spec) Validate() error {
+	var errs []error
+	add := func(field string, value any, reason string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Reason: reason})
+	}
+	if s.Image == "" {
+		add("image", nil, "is required")
+	} else if len(s.Image) > 512 {
+		add("image", len(s.Image), "is longer than 512 characters")
+	}
+	if s.CPUs < 0 {
+		add("cpus", s.CPUs, "must not be negative")
+	}
+	if s.MemoryBytes < 0 {
+		add("memory_bytes", s.MemoryBytes, "must not be negative")
+	} else if s.MemoryBytes > 0 && s.MemoryBytes < 6<<20 {
+		add("memory_bytes", s.MemoryBytes, "must be at least 6 MiB (Docker's minimum)")
+	}
+	if s.Timeout < 0 {
+		add("timeout", s.Timeout, "must not be negative")
+	}
+	if s.MaxAttempts < 0 {
+		add("max_attempts", s.MaxAttempts, "must not be negative")
+	} else if s.MaxAttempts > 100 {
+		add("max_attempts", s.MaxAttempts, "must be at most 100")
+	}
+	if s.RetryBackoff < 0 {
+		add("retry_backoff", s.RetryBackoff, "must not be negative")
+	}
+	switch s.PullPolicy {
+	case "", PullMissing, PullAlways, PullNever:
+	default:
+		add("pull_policy", s.PullPolicy, `must be one of "missing", "always", "never"`)
+	}
+	for k := range s.Labels {
+		if len(k) >= 8 && k[:8] == "fusebox." {
+			add("labels."+k, nil, `keys starting "fusebox." are reserved`)
+		}
+	}
+	for k := range s.Env {
+		if k == "" {
+			add("env", nil, "has an empty variable name")
+		}
+	}
+	if len(s.IdempotencyKey) > 256 {
+		add("idempotency_key", len(s.IdempotencyKey), "is longer than 256 characters")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(append([]error{ErrInvalid}, errs...)...)
+}
+
+// Job is a submitted job and where it is now.
+type Job struct {
+	ID    string `json:"id"`
+	Spec  Spec   `json:"spec"`
+	State State  `json:"state"`
+	// Reason says why the job is in State: "no host available", "backoff
+	// after host fault on h2", "exit code 3", ...
+	Reason string `json:"reason,omitempty"`
+	// Attempt is the number of launch attempts made so far (1-based once
+	// launched). Waiting for a host uses none.
+	Attempt     int       `json:"attempt"`
+	Host        string    `json:"host,omitempty"`         // host of the current/last attempt
+	ContainerID string    `json:"container_id,omitempty"` // container of the current/last attempt
+	ExitCode    *int      `json:"exit_code,omitempty"`
+	NotBefore   time.Time `json:"not_before,omitzero"` // queued: do not place before this time
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	// Cancel is set when a user asked to cancel a job that is launching or
+	// running; the dispatcher stops the container and moves it to cancelled.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+}
+
+// ContainerName is the deterministic container name of one attempt of a job,
+// so that a launch retried after a crash finds its container instead of
+// making a second one.
+func ContainerName(jobID string, attempt int) string {
+	return fmt.Sprintf("fusebox-%s-%d", jobID, attempt)
+}
+
+// Container labels fusebox puts on everything it creates.
+const (
+	LabelManaged = "fusebox.managed" // "true"
+	LabelJobID   = "fusebox.job_id"
+	LabelAttempt = "fusebox.attempt"
+)
+
+// Transition is one recorded change of a job's state.
+type Transition struct {
+	JobID   string    `json:"job_id"`
+	Seq     int64     `json:"seq"`
+	From    State     `json:"from,omitempty"` // empty for the submission
+	To      State     `json:"to"`
+	Reason  string    `json:"reason,omitempty"`
+	Host    string    `json:"host,omitempty"`
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+}
+
+// Attempt is one launch of a job on one host.
+type Attempt struct {
+	JobID       string    `json:"job_id"`
+	Number      int       `json:"number"`
+	Host        string    `json:"host"`
+	ContainerID string    `json:"container_id,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	Outcome     string    `json:"outcome,omitempty"` // the state it ended in, or "host_fault"
+	Error       string    `json:"error,omitempty"`
+}
+
+// Logs are the collected output of a job's last attempt.
+type Logs struct {
+	Stdout    []byte `json:"stdout"`
+	Stderr    []byte `json:"stderr"`
+	Truncated bool   `json:"truncated"` // the output was longer than the cap
+}
+
+// Sentinel errors shared by stores, the dispatcher and the API.
+var (
+	ErrNotFound  = errors.New("job not found")
+	ErrQueueFull = errors.New("queue is full")
+	ErrConflict  = errors.New("job changed concurrently") // a compare-and-set transition lost
+	ErrTerminal  = errors.New("job is already finished")
+	ErrDuplicate = errors.New("idempotency key already used with a different spec")
+)
+
+// Duration is a time.Duration that reads and writes JSON as "1m30s" (or a
+// number of nanoseconds when read).
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err2 := json.Unmarshal(b, &n); err2 != nil {
+			return fmt.Errorf("duration must be a string like \"90s\" or a number of nanoseconds")
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a form like \"90s\" or \"1m30s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }

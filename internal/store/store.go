@@ -1,0 +1,138 @@
+// Package store declares the interface through which fusebox keeps jobs,
+// their attempts, their state transitions and their logs durably.
+//
+// The dispatcher, the API and the CLI import only this interface; the
+// concrete store (SQLite in internal/store/sqlite, PostgreSQL later) is chosen
+// in cmd/fusebox. Every implementation runs the same conformance suite,
+// internal/store/storetest.
+//
+// This package owns the contract, not any SQL, and must not import the
+// dispatcher, the fleet or the engine.
+package store
+
+import (
+	"context"
+	"time"
+
+	"fusebox/internal/job"
+)
+
+// Store keeps jobs durably. Every method that changes data commits before it
+// returns; an error means nothing was changed.
+//
+// Errors: job.ErrNotFound for an unknown id, job.ErrConflict when a
+// compare-and-set transition finds the job in another state,
+// job.ErrQueueFull when an insert would pass the queue bound,
+// job.ErrDuplicate when an idempotency key is reused with another spec.
+type Store interface {
+	// JobInsert commits a new job in state queued, with a first transition
+	// ("" -> queued, reason "submitted").
+	//
+	// If p.Job.Spec.IdempotencyKey is set and a job with that key exists, it
+	// returns that job with existed == true and inserts nothing; if the
+	// stored spec differs from p.Job.Spec it returns job.ErrDuplicate.
+	//
+	// If p.MaxQueued > 0 and the number of jobs in state queued is already
+	// p.MaxQueued or more, it returns job.ErrQueueFull and inserts nothing.
+	// The count and the insert are one transaction.
+	JobInsert(ctx context.Context, p JobInsertParams) (j *job.Job, existed bool, err error)
+
+	// JobGetByID returns one job or job.ErrNotFound.
+	JobGetByID(ctx context.Context, id string) (*job.Job, error)
+
+	// JobList returns jobs matching p, newest first (CreatedAt desc, ID desc).
+	JobList(ctx context.Context, p JobListParams) ([]*job.Job, error)
+
+	// JobListQueued returns queued jobs whose NotBefore is zero or not after
+	// p.Now, in dispatch order: Priority desc, CreatedAt asc, ID asc.
+	JobListQueued(ctx context.Context, p JobListQueuedParams) ([]*job.Job, error)
+
+	// JobListActive returns every job in state launching or running (for
+	// monitoring and for reconciling after a restart), oldest first.
+	JobListActive(ctx context.Context) ([]*job.Job, error)
+
+	// JobCountByState returns how many jobs are in each state (states with
+	// none may be absent).
+	JobCountByState(ctx context.Context) (map[job.State]int, error)
+
+	// JobTransition moves a job to p.To if it is currently in one of p.From
+	// (and, when p.ExpectAttempt is set, on that attempt), applies the field
+	// updates in p, records a job.Transition, and keeps the attempts table in
+	// step, all in one transaction:
+	//   - if p.SetAttempt is set and greater than the job's attempt, a new
+	//     attempt row (number, host, started at p.Now) is inserted;
+	//   - if p.ContainerID is set, the current attempt row gets it too;
+	//   - if the job leaves launching/running for any other state, the
+	//     current attempt row is finished at p.Now with outcome
+	//     p.AttemptOutcome (default: string(p.To)) and error p.Reason.
+	//
+	// It returns the updated job, job.ErrNotFound, or job.ErrConflict when
+	// the job is not in one of p.From (or not on p.ExpectAttempt).
+	JobTransition(ctx context.Context, p JobTransitionParams) (*job.Job, error)
+
+	// JobSetCancelRequested marks a launching or running job for
+	// cancellation (the dispatcher stops its container). It returns the job;
+	// job.ErrTerminal if it has already finished.
+	JobSetCancelRequested(ctx context.Context, id string) (*job.Job, error)
+
+	// JobTransitionList returns a job's transitions in order.
+	JobTransitionList(ctx context.Context, jobID string) ([]job.Transition, error)
+
+	// AttemptList returns a job's attempts in order.
+	AttemptList(ctx context.Context, jobID string) ([]job.Attempt, error)
+
+	// LogsSet stores the collected output of a job (replacing any earlier).
+	LogsSet(ctx context.Context, jobID string, logs job.Logs) error
+
+	// LogsGet returns a job's stored output; job.ErrNotFound if none was
+	// stored yet.
+	LogsGet(ctx context.Context, jobID string) (job.Logs, error)
+
+	// Close releases the store. Safe to call twice.
+	Close() error
+}
+
+// JobInsertParams are the arguments of Store.JobInsert.
+type JobInsertParams struct {
+	// Job to insert. ID, Spec, CreatedAt must be set; State is forced to
+	// queued; UpdatedAt is set to CreatedAt.
+	Job       *job.Job
+	MaxQueued int // 0: unbounded
+}
+
+// JobListParams filter Store.JobList. Zero values do not filter.
+type JobListParams struct {
+	States   []job.State
+	Host     string
+	BeforeID string // cursor: only jobs older than this one (by CreatedAt, ID)
+	Limit    int    // 0: 100
+}
+
+// JobListQueuedParams are the arguments of Store.JobListQueued.
+type JobListQueuedParams struct {
+	Now   time.Time
+	Limit int // 0: 100
+}
+
+// JobTransitionParams are the arguments of Store.JobTransition. Pointer
+// fields left nil are not changed.
+type JobTransitionParams struct {
+	ID            string
+	From          []job.State // the job must be in one of these
+	ExpectAttempt *int        // if set, the job's Attempt must equal it
+	To            job.State
+	Reason        string
+	Now           time.Time
+
+	Host           *string
+	ContainerID    *string
+	SetAttempt     *int
+	ExitCode       *int
+	NotBefore      *time.Time
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	AttemptOutcome string // outcome recorded on the attempt row when it finishes; default string(To)
+}
+
+// Ptr returns a pointer to v, for the optional fields of the params structs.
+func Ptr[T any](v T) *T { return &v }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what fusebox's tests and demo need on a Debian machine, when run as
+# root; otherwise says exactly what to install. Idempotent and quiet when
+# everything is already there.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+# The test image needs a statically linked busybox (Debian's busybox-static).
+if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
+	need+=(busybox-static)
+fi
+for extra in "$@"; do
+	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
+done
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "fusebox: missing packages: ${need[*]}" >&2
+	echo "install them with:  sudo apt-get install -y ${need[*]}" >&2
+	echo "(the tests also start private Docker daemons, which needs root)" >&2
+	exit 1
+fi
+
+echo "fusebox: installing ${need[*]} (Debian packages)" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "fusebox: installed ${need[*]}" >&2
