@@ -1,0 +1,307 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"fusebox/internal/fleet"
+	"fusebox/internal/job"
+	"fusebox/internal/store"
+)
+
+// LostPolicy says what happens to a job whose host stays unreachable.
+type LostPolicy string
+
+const (
+	LostReschedule LostPolicy = "reschedule" // run it again elsewhere (uses an attempt)
+	LostMark       LostPolicy = "lost"       // mark it lost
+)
+
+// Config configures a Dispatcher. A zero field means its default.
+type Config struct {
+	MaxQueued         int           // queue bound; default 1000
+	MaxAttempts       int           // default per job; default 3
+	Backoff           time.Duration // first retry delay after a host fault; default 1s
+	MaxBackoff        time.Duration // default 1m
+	Jitter            float64       // fraction; default 0.2
+	LogMaxBytes       int           // per stream; default 1 MiB
+	PollInterval      time.Duration // status polling when the event stream is down; default 2s
+	StopGrace         time.Duration // SIGTERM then SIGKILL after this; default 10s
+	LostAfter         time.Duration // default 5m
+	LostPolicy        LostPolicy    // default reschedule
+	ReconcileInterval time.Duration // sweep for dangling containers; default 1m
+	RetryAfter        time.Duration // hint given with ErrQueueFull; default 5s
+	Logger            *slog.Logger
+	Hooks             Hooks
+}
+
+// Hooks let the owner observe the dispatcher (metrics, alerts). Each may be
+// nil and must not block.
+type Hooks struct {
+	Submitted func(*job.Job)
+	Rejected  func(reason string)
+	Placed    func(j *job.Job, host string)
+	Finished  func(*job.Job)
+}
+
+// Defaults.
+const (
+	MaxQueuedDefault         = 1000
+	MaxAttemptsDefault       = 3
+	BackoffDefault           = time.Second
+	MaxBackoffDefault        = time.Minute
+	JitterDefault            = 0.2
+	LogMaxBytesDefault       = 1 << 20
+	PollIntervalDefault      = 2 * time.Second
+	StopGraceDefault         = 10 * time.Second
+	LostAfterDefault         = 5 * time.Minute
+	ReconcileIntervalDefault = time.Minute
+	RetryAfterDefault        = 5 * time.Second
+)
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = MaxQueuedDefault
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = MaxAttemptsDefault
+	}
+	def(&c.Backoff, BackoffDefault)
+	def(&c.MaxBackoff, MaxBackoffDefault)
+	if c.Jitter < 0 || c.Jitter > 1 {
+		c.Jitter = JitterDefault
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = LogMaxBytesDefault
+	}
+	def(&c.PollInterval, PollIntervalDefault)
+	def(&c.StopGrace, StopGraceDefault)
+	def(&c.LostAfter, LostAfterDefault)
+	if c.LostPolicy == "" {
+		c.LostPolicy = LostReschedule
+	}
+	def(&c.ReconcileInterval, ReconcileIntervalDefault)
+	def(&c.RetryAfter, RetryAfterDefault)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Dispatcher runs jobs on a fleet. Create with New, then Start.
+type Dispatcher struct {
+	cfg   Config
+	store store.Store
+	fleet *fleet.Fleet
+	log   *slog.Logger
+
+	wake chan struct{}
+
+	mu      sync.Mutex
+	handles map[string]*handle // active jobs by id
+	byCID   map[string]*handle // active jobs by container id
+	events  map[string]bool    // host -> event stream up
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a dispatcher over st and fl.
+func New(cfg Config, st store.Store, fl *fleet.Fleet) *Dispatcher {
+	cfg = cfg.WithDefaults()
+	return &Dispatcher{
+		cfg: cfg, store: st, fleet: fl, log: cfg.Logger,
+		wake:    make(chan struct{}, 1),
+		handles: map[string]*handle{},
+		byCID:   map[string]*handle{},
+		events:  map[string]bool{},
+	}
+}
+
+// Start recovers the jobs a previous run left launching or running (adopting
+// their containers), then starts placing queued jobs, watching each host's
+// event stream and sweeping dangling containers. It returns once recovery
+// has been read from the store; the work goes on in the background until
+// Stop.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	if d.cancel != nil {
+		return errors.New("dispatch: already started")
+	}
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	active, err := d.store.JobListActive(d.ctx)
+	if err != nil {
+		d.cancel()
+		return fmt.Errorf("dispatch: recover: %w", err)
+	}
+	for _, h := range d.fleet.Hosts() {
+		d.goBackground(func() { d.watchEvents(d.ctx, h) })
+	}
+	for _, j := range active {
+		d.recoverJob(j)
+	}
+	d.fleet.Subscribe(func(t fleet.Transition) {
+		if t.To == "closed" || t.To == "half-open" {
+			d.Wake()
+		}
+	})
+	d.goBackground(func() { d.scheduleLoop(d.ctx) })
+	d.goBackground(func() { d.reconcileLoop(d.ctx) })
+	return nil
+}
+
+// Stop ends the dispatcher's work and waits for it. Running containers are
+// left running; a later Start adopts them. Safe to call twice and before
+// Start.
+func (d *Dispatcher) Stop() {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.wg.Wait()
+}
+
+func (d *Dispatcher) goBackground(fn func()) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		fn()
+	}()
+}
+
+// Wake asks the scheduler to look at the queue now.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleLoop places ready queued jobs whenever woken, and at least every
+// second (backoffs expire, probes come due).
+func (d *Dispatcher) scheduleLoop(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-t.C:
+		}
+		next := d.schedule(ctx)
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// schedule places as many ready jobs as the fleet takes and returns when to
+// look again.
+func (d *Dispatcher) schedule(ctx context.Context) time.Duration {
+	next := time.Second
+	for {
+		jobs, err := d.store.JobListQueued(ctx, store.JobListQueuedParams{Now: time.Now(), Limit: 200})
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("list queued jobs", "err", err)
+			}
+			return next
+		}
+		placed := 0
+		for _, j := range jobs {
+			if ctx.Err() != nil {
+				return next
+			}
+			if d.place(ctx, j) {
+				placed++
+			}
+		}
+		// A full page placed: there may be more behind it.
+		if placed == 0 || len(jobs) < 200 {
+			return next
+		}
+	}
+}
+
+// place tries to put one queued job on a host; it reports whether it did.
+func (d *Dispatcher) place(ctx context.Context, j *job.Job) bool {
+	avoid := ""
+	if j.Attempt > 0 {
+		avoid = j.Host
+	}
+	lease, err := d.fleet.Place(fleet.Request{Constraints: j.Spec.Constraints, Image: j.Spec.Image, Avoid: avoid})
+	if err != nil {
+		reason := "waiting for a host: " + err.Error()
+		if j.Reason != reason {
+			_, terr := d.store.JobTransition(ctx, store.JobTransitionParams{
+				ID: j.ID, From: []job.State{job.StateQueued}, To: job.StateQueued, Reason: reason, Now: time.Now(),
+			})
+			if terr != nil && !errors.Is(terr, job.ErrConflict) && ctx.Err() == nil {
+				d.log.Error("record queued reason", "job", j.ID, "err", terr)
+			}
+		}
+		return false
+	}
+	h := lease.Host()
+	attempt := j.Attempt + 1
+	nj, err := d.store.JobTransition(ctx, store.JobTransitionParams{
+		ID: j.ID, From: []job.State{job.StateQueued}, ExpectAttempt: &j.Attempt,
+		To: job.StateLaunching, Reason: fmt.Sprintf("placed on %s (attempt %d)", h.Name(), attempt), Now: time.Now(),
+		Host: store.Ptr(h.Name()), SetAttempt: &attempt, ContainerID: store.Ptr(""), NotBefore: &time.Time{},
+	})
+	if err != nil {
+		// Cancelled meanwhile, or the store failed: give the slot back.
+		lease.Done(context.Canceled)
+		h.Release()
+		if !errors.Is(err, job.ErrConflict) && ctx.Err() == nil {
+			d.log.Error("record placement", "job", j.ID, "err", err)
+		}
+		return false
+	}
+	if d.cfg.Hooks.Placed != nil {
+		d.cfg.Hooks.Placed(nj, h.Name())
+	}
+	hd := d.register(nj)
+	d.goBackground(func() { d.runJob(d.ctx, hd, lease) })
+	return true
+}
+
+// backoff returns the delay before attempt+1 after a host fault on attempt.
+func (d *Dispatcher) backoff(j *job.Job) time.Duration {
+	base := d.cfg.Backoff
+	if j.Spec.RetryBackoff > 0 {
+		base = j.Spec.RetryBackoff.Std()
+	}
+	b := base
+	for i := 1; i < j.Attempt && b < d.cfg.MaxBackoff; i++ {
+		b *= 2
+	}
+	b = min(b, d.cfg.MaxBackoff)
+	if d.cfg.Jitter > 0 {
+		b = time.Duration(float64(b) * (1 + d.cfg.Jitter*(2*rand.Float64()-1)))
+	}
+	return b
+}
+
+func (d *Dispatcher) maxAttempts(j *job.Job) int {
+	if j.Spec.MaxAttempts > 0 {
+		return j.Spec.MaxAttempts
+	}
+	return d.cfg.MaxAttempts
+}

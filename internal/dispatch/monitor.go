@@ -1,0 +1,228 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"fusebox/breaker"
+	"fusebox/internal/engine"
+	"fusebox/internal/fleet"
+	"fusebox/internal/job"
+	"fusebox/internal/store"
+)
+
+// ending is why a running job stops being watched.
+type ending struct {
+	state  job.State // terminal state, or queued for a reschedule
+	reason string
+}
+
+// monitor watches a running job until it ends: an exit event (or a poll
+// that finds it exited), its timeout, a cancel, or its host staying
+// unreachable past LostAfter. It then collects the logs, records the end
+// and removes the container. It owns h's capacity slot.
+func (d *Dispatcher) monitor(ctx context.Context, hd *handle, h *fleet.Host) {
+	defer h.Release()
+	j := hd.job
+	cid := j.ContainerID
+
+	var timeout <-chan time.Time
+	if j.Spec.Timeout > 0 {
+		t := time.NewTimer(time.Until(j.StartedAt.Add(j.Spec.Timeout.Std())))
+		defer t.Stop()
+		timeout = t.C
+	}
+	poll := time.NewTimer(0) // one look at once: it may have exited already
+	defer poll.Stop()
+	var unreachableSince time.Time
+	var end ending
+	exitCode := -1
+
+watch:
+	for {
+		select {
+		case <-ctx.Done():
+			return // shutting down: left running; the next Start adopts it
+		case <-hd.exited:
+			poll.Reset(0) // confirm with an inspect, which also gives the exit code
+			continue
+		case <-hd.cancel:
+			d.stop(ctx, h, cid)
+			end = ending{job.StateCancelled, "cancelled by user"}
+			break watch
+		case <-timeout:
+			d.stop(ctx, h, cid)
+			end = ending{job.StateTimedOut, fmt.Sprintf("ran past its timeout of %s", j.Spec.Timeout)}
+			break watch
+		case <-poll.C:
+		}
+		var ct *engine.Container
+		err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error {
+			var err error
+			ct, err = c.Inspect(ctx, cid)
+			return err
+		})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && ct.Exited():
+			exitCode = ct.ExitCode
+			if ct.ExitCode == 0 {
+				end = ending{job.StateSucceeded, "exit code 0"}
+			} else {
+				end = ending{job.StateFailed, exitReason(ct)}
+			}
+			break watch
+		case err == nil:
+			unreachableSince = time.Time{}
+		case errors.Is(err, engine.ErrNotFound):
+			end = ending{job.StateLost, "container " + shortID(cid) + " disappeared from " + h.Name()}
+			break watch
+		default:
+			// Host fault or breaker open: keep the job, back off, and apply
+			// the lost-host policy once the host has been out long enough.
+			if unreachableSince.IsZero() {
+				unreachableSince = time.Now()
+			}
+			if time.Since(unreachableSince) >= d.cfg.LostAfter {
+				end = d.lostEnding(j, h)
+				break watch
+			}
+		}
+		poll.Reset(d.pollInterval(h))
+	}
+
+	var logs *job.Logs
+	if end.state == job.StateSucceeded || end.state == job.StateFailed || end.state == job.StateTimedOut || end.state == job.StateCancelled {
+		logs = d.collectLogs(ctx, hd, h, cid)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	if logs != nil {
+		if err := d.store.LogsSet(ctx, j.ID, *logs); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("store logs", "job", j.ID, "err", err)
+			}
+			return
+		}
+	}
+	d.finishRun(ctx, hd, h, end, exitCode)
+}
+
+// lostEnding applies the lost-host policy to a job whose host stayed out.
+func (d *Dispatcher) lostEnding(j *job.Job, h *fleet.Host) ending {
+	why := fmt.Sprintf("host %s unreachable for %s", h.Name(), d.cfg.LostAfter)
+	if d.cfg.LostPolicy == LostReschedule && j.Attempt < d.maxAttempts(j) {
+		return ending{job.StateQueued, why + "; rescheduled"}
+	}
+	return ending{job.StateLost, why}
+}
+
+// finishRun records how a running job ended and removes its container.
+func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, end ending, exitCode int) {
+	j := hd.job
+	now := time.Now()
+	p := store.JobTransitionParams{
+		ID: j.ID, From: []job.State{job.StateRunning}, ExpectAttempt: &j.Attempt,
+		To: end.state, Reason: end.reason, Now: now,
+	}
+	if end.state == job.StateQueued {
+		p.AttemptOutcome = "lost_host"
+		p.NotBefore = &now
+	} else {
+		p.FinishedAt = &now
+	}
+	if exitCode >= 0 {
+		p.ExitCode = &exitCode
+	}
+	nj, err := d.store.JobTransition(ctx, p)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("record end", "job", j.ID, "to", end.state, "err", err)
+		}
+		return
+	}
+	d.log.Info("job ended", "job", j.ID, "host", h.Name(), "state", nj.State, "reason", end.reason)
+	if nj.State.Terminal() {
+		d.finished(nj)
+	}
+	if end.state != job.StateQueued && end.state != job.StateLost {
+		d.removeContainer(ctx, h, j.ContainerID)
+	}
+	d.Wake()
+}
+
+// collectLogs reads the container's output. Log collection is not urgent:
+// while the host is unavailable it waits (the container is kept until its
+// logs are read), up to LostAfter; then the job ends without them.
+func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host, cid string) *job.Logs {
+	deadline := time.Now().Add(d.cfg.LostAfter)
+	wait := d.cfg.PollInterval
+	for {
+		var logs job.Logs
+		err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error {
+			var err error
+			logs.Stdout, logs.Stderr, logs.Truncated, err = c.Logs(ctx, cid, d.cfg.LogMaxBytes)
+			return err
+		})
+		if err == nil {
+			return &logs
+		}
+		if ctx.Err() != nil || errors.Is(err, engine.ErrNotFound) || time.Now().After(deadline) {
+			d.log.Warn("logs not collected", "job", hd.id, "host", h.Name(), "err", err)
+			return &job.Logs{Stderr: []byte("fusebox: logs could not be collected: " + err.Error() + "\n")}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// stop stops a container: SIGTERM, then SIGKILL after the grace period.
+func (d *Dispatcher) stop(ctx context.Context, h *fleet.Host, cid string) {
+	err := h.Client().Stop(ctx, cid, d.cfg.StopGrace)
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn("stop container", "host", h.Name(), "container", shortID(cid), "err", err)
+	}
+}
+
+// pollInterval stretches status polls when events cover them or the host is
+// struggling: launches come first.
+func (d *Dispatcher) pollInterval(h *fleet.Host) time.Duration {
+	iv := d.cfg.PollInterval
+	d.mu.Lock()
+	eventsUp := d.events[h.Name()]
+	d.mu.Unlock()
+	if eventsUp {
+		iv *= 5 // a safety net only: exit events arrive on the stream
+	}
+	switch h.Breaker().Snapshot().State {
+	case breaker.StateOpen, breaker.StateForcedOpen:
+		iv *= 4
+	}
+	return min(iv, time.Minute)
+}
+
+func exitReason(ct *engine.Container) string {
+	r := fmt.Sprintf("exit code %d", ct.ExitCode)
+	if ct.OOMKilled {
+		r += " (killed: out of memory)"
+	}
+	if ct.Error != "" {
+		r += ": " + ct.Error
+	}
+	return r
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

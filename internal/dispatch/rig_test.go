@@ -1,0 +1,221 @@
+package dispatch_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"fusebox/breaker"
+	"fusebox/internal/dispatch"
+	"fusebox/internal/engine"
+	"fusebox/internal/enginetest"
+	"fusebox/internal/fleet"
+	"fusebox/internal/job"
+	"fusebox/internal/store/sqlite"
+)
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+const testjob = "/usr/local/bin/fusebox-testjob"
+
+// rig is a dispatcher over real engines and a real SQLite file, with
+// deadlines and breaker times shrunk so failures show in seconds.
+type rig struct {
+	t       *testing.T
+	engines *enginetest.Fleet
+	fleet   *fleet.Fleet
+	store   *sqlite.DB
+	d       *dispatch.Dispatcher
+	img     *enginetest.Image
+	dbPath  string
+	dcfg    dispatch.Config
+	fcfg    fleet.Config
+}
+
+type rigOptions struct {
+	dispatch dispatch.Config
+	capacity int
+	health   fleet.HealthConfig
+	breaker  breaker.Settings
+}
+
+func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
+	t.Helper()
+	r := &rig{t: t, engines: engines, img: enginetest.TestImage(t), dbPath: filepath.Join(t.TempDir(), "fusebox.db")}
+	if o.capacity == 0 {
+		o.capacity = 4
+	}
+	if o.health.Interval == 0 {
+		o.health = fleet.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond, Jitter: 0.1}
+	}
+	if o.breaker.ConsecutiveFailures == 0 {
+		o.breaker = breaker.Settings{ConsecutiveFailures: 3, OpenDuration: time.Second, MaxOpenDuration: 2 * time.Second, Jitter: -1}
+	}
+	timeouts := engine.Timeouts{Create: 10 * time.Second, Start: 10 * time.Second, Inspect: time.Second, ImageInspect: time.Second, List: 2 * time.Second, Logs: 2 * time.Second, Remove: 2 * time.Second, Stop: 2 * time.Second}
+	for _, e := range engines.Engines {
+		r.fcfg.Hosts = append(r.fcfg.Hosts, fleet.HostConfig{
+			Name: e.Name, Capacity: o.capacity,
+			Engine: engine.Config{Address: e.UnixHost(), NetworkMode: "none", Timeouts: timeouts},
+		})
+	}
+	r.fcfg.Health = o.health
+	r.fcfg.Breaker = o.breaker
+	r.dcfg = o.dispatch
+	if r.dcfg.PollInterval == 0 {
+		r.dcfg.PollInterval = 200 * time.Millisecond
+	}
+	if r.dcfg.Backoff == 0 {
+		r.dcfg.Backoff = 100 * time.Millisecond
+	}
+	if r.dcfg.StopGrace == 0 {
+		r.dcfg.StopGrace = time.Second
+	}
+	if os.Getenv("FUSEBOX_TEST_LOG") != "" {
+		r.dcfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		r.fcfg.Logger = r.dcfg.Logger
+	}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *rig) start() {
+	r.t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, r.dbPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	fl, err := fleet.New(r.fcfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := fl.Start(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	d := dispatch.New(r.dcfg, db, fl)
+	if err := d.Start(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	r.store, r.fleet, r.d = db, fl, d
+}
+
+func (r *rig) stop() {
+	if r.d == nil {
+		return
+	}
+	r.d.Stop()
+	r.fleet.Stop()
+	r.store.Close()
+	r.d = nil
+}
+
+// restart stops the dispatcher and starts a new one on the same database.
+func (r *rig) restart() {
+	r.stop()
+	r.start()
+}
+
+func (r *rig) spec(args ...string) job.Spec {
+	return job.Spec{Image: r.img.Ref, Command: append([]string{testjob}, args...)}
+}
+
+func (r *rig) submit(s job.Spec) *job.Job {
+	r.t.Helper()
+	j, _, err := r.d.Submit(context.Background(), s)
+	if err != nil {
+		r.t.Fatalf("submit: %v", err)
+	}
+	return j
+}
+
+// wait polls until the job is terminal.
+func (r *rig) wait(id string, timeout time.Duration) *job.Job {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j, err := r.d.Get(context.Background(), id)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if j.State.Terminal() {
+			return j
+		}
+		if time.Now().After(deadline) {
+			tr, _ := r.d.Transitions(context.Background(), id)
+			r.t.Fatalf("job %s still %s (%s) after %v; transitions %+v", id, j.State, j.Reason, timeout, tr)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (r *rig) waitState(id string, want job.State, timeout time.Duration) *job.Job {
+	r.t.Helper()
+	var j *job.Job
+	eventually(r.t, timeout, "job "+id+" "+string(want), func() bool {
+		var err error
+		j, err = r.d.Get(context.Background(), id)
+		return err == nil && j.State == want
+	})
+	return j
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// createCounter counts container creations per job on each engine, from the
+// engines' own event streams, for the whole test.
+type createCounter struct {
+	mu     sync.Mutex
+	byName map[string]int // container name -> creates
+	byJob  map[string]int
+}
+
+func countCreates(t *testing.T, engines *enginetest.Fleet) *createCounter {
+	cc := &createCounter{byName: map[string]int{}, byJob: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, e := range engines.Engines {
+		c, err := engine.New(engine.Config{Name: e.Name, Address: e.UnixHost()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			for ctx.Err() == nil {
+				evs, _ := c.Events(ctx, map[string]string{job.LabelManaged: "true"})
+				for ev := range evs {
+					if ev.Action != "create" {
+						continue
+					}
+					cc.mu.Lock()
+					cc.byName[ev.Labels["name"]]++
+					cc.byJob[ev.Labels[job.LabelJobID]+"/"+ev.Labels[job.LabelAttempt]]++
+					cc.mu.Unlock()
+				}
+				time.Sleep(50 * time.Millisecond) // the engine went away; try again
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // let the subscriptions register
+	return cc
+}
+
+func (cc *createCounter) creates(jobID string, attempt int) int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.byJob[jobID+"/"+strconv.Itoa(attempt)]
+}

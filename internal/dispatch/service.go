@@ -1,0 +1,207 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"fusebox/internal/engine"
+	"fusebox/internal/job"
+	"fusebox/internal/store"
+)
+
+// QueueFullError is returned when a submission would pass the queue bound.
+// It matches job.ErrQueueFull.
+type QueueFullError struct {
+	Max        int
+	RetryAfter time.Duration
+}
+
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("queue is full (%d jobs waiting); retry after %s", e.Max, e.RetryAfter)
+}
+
+func (e *QueueFullError) Is(target error) bool { return target == job.ErrQueueFull }
+
+// Submit validates spec, commits it as a queued job and returns it. With an
+// idempotency key already used for the same spec, it returns the existing
+// job and existed == true.
+func (d *Dispatcher) Submit(ctx context.Context, spec job.Spec) (j *job.Job, existed bool, err error) {
+	if err := spec.Validate(); err != nil {
+		d.rejected("invalid")
+		return nil, false, err
+	}
+	if !d.fleet.Matches(spec.Constraints) {
+		d.rejected("invalid")
+		return nil, false, errors.Join(job.ErrInvalid, &job.FieldError{Field: "constraints", Value: spec.Constraints, Reason: "no configured host carries these labels"})
+	}
+	if spec.PullPolicy == "" {
+		spec.PullPolicy = job.PullMissing
+	}
+	now := time.Now().UTC()
+	j = &job.Job{ID: newID(now), Spec: spec, State: job.StateQueued, CreatedAt: now}
+	j, existed, err = d.store.JobInsert(ctx, store.JobInsertParams{Job: j, MaxQueued: d.cfg.MaxQueued})
+	if errors.Is(err, job.ErrQueueFull) {
+		d.rejected("queue_full")
+		return nil, false, &QueueFullError{Max: d.cfg.MaxQueued, RetryAfter: d.cfg.RetryAfter}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if !existed {
+		if d.cfg.Hooks.Submitted != nil {
+			d.cfg.Hooks.Submitted(j)
+		}
+		d.Wake()
+	}
+	return j, existed, nil
+}
+
+func (d *Dispatcher) rejected(reason string) {
+	if d.cfg.Hooks.Rejected != nil {
+		d.cfg.Hooks.Rejected(reason)
+	}
+}
+
+// Cancel cancels a job: a queued job at once, a launching or running one by
+// stopping its container (the job reaches cancelled when it has stopped).
+func (d *Dispatcher) Cancel(ctx context.Context, id string) (*job.Job, error) {
+	for {
+		j, err := d.store.JobGetByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.State.Terminal() {
+			return j, job.ErrTerminal
+		}
+		if j.State == job.StateQueued {
+			now := time.Now()
+			nj, err := d.store.JobTransition(ctx, store.JobTransitionParams{
+				ID: id, From: []job.State{job.StateQueued}, To: job.StateCancelled, Reason: "cancelled by user", Now: now, FinishedAt: &now,
+			})
+			if errors.Is(err, job.ErrConflict) {
+				continue // placed meanwhile: cancel it as a launching job
+			}
+			if err == nil {
+				d.finished(nj)
+			}
+			return nj, err
+		}
+		nj, err := d.store.JobSetCancelRequested(ctx, id)
+		if err != nil {
+			return nj, err
+		}
+		d.mu.Lock()
+		hd := d.handles[id]
+		d.mu.Unlock()
+		if hd != nil {
+			signal(hd.cancel)
+		}
+		return nj, nil
+	}
+}
+
+// Get returns one job.
+func (d *Dispatcher) Get(ctx context.Context, id string) (*job.Job, error) {
+	return d.store.JobGetByID(ctx, id)
+}
+
+// List returns jobs matching p.
+func (d *Dispatcher) List(ctx context.Context, p store.JobListParams) ([]*job.Job, error) {
+	return d.store.JobList(ctx, p)
+}
+
+// Transitions returns a job's recorded transitions.
+func (d *Dispatcher) Transitions(ctx context.Context, id string) ([]job.Transition, error) {
+	if _, err := d.store.JobGetByID(ctx, id); err != nil {
+		return nil, err
+	}
+	return d.store.JobTransitionList(ctx, id)
+}
+
+// Attempts returns a job's attempts.
+func (d *Dispatcher) Attempts(ctx context.Context, id string) ([]job.Attempt, error) {
+	if _, err := d.store.JobGetByID(ctx, id); err != nil {
+		return nil, err
+	}
+	return d.store.AttemptList(ctx, id)
+}
+
+// Logs returns a finished job's collected output.
+func (d *Dispatcher) Logs(ctx context.Context, id string) (job.Logs, error) {
+	if _, err := d.store.JobGetByID(ctx, id); err != nil {
+		return job.Logs{}, err
+	}
+	return d.store.LogsGet(ctx, id)
+}
+
+// FollowLogs writes a job's output as it is produced: it waits while the
+// job is queued or launching, streams from the container while it runs, and
+// returns once the job has ended. A job that has already ended gets its
+// stored output.
+func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	streamed := false
+	for {
+		j, err := d.store.JobGetByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case j.State.Terminal():
+			if streamed {
+				return nil
+			}
+			logs, err := d.store.LogsGet(ctx, id)
+			if errors.Is(err, job.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := stdout.Write(logs.Stdout); err != nil {
+				return err
+			}
+			_, err = stderr.Write(logs.Stderr)
+			return err
+		case j.State == job.StateRunning && !streamed:
+			if h := d.fleet.Host(j.Host); h != nil {
+				err := h.Client().FollowLogs(ctx, j.ContainerID, stdout, stderr)
+				if err == nil {
+					streamed = true
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if !errors.Is(err, engine.ErrNotFound) {
+					d.log.Debug("follow logs", "job", id, "err", err)
+				}
+			}
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// QueueStats counts jobs by state.
+type QueueStats struct {
+	Queued    int
+	Running   int // launching or running
+	MaxQueued int
+	ByState   map[job.State]int
+}
+
+// Stats returns the queue's counts.
+func (d *Dispatcher) Stats(ctx context.Context) (QueueStats, error) {
+	by, err := d.store.JobCountByState(ctx)
+	if err != nil {
+		return QueueStats{}, err
+	}
+	return QueueStats{
+		Queued: by[job.StateQueued], Running: by[job.StateLaunching] + by[job.StateRunning],
+		MaxQueued: d.cfg.MaxQueued, ByState: by,
+	}, nil
+}

@@ -1,0 +1,28 @@
+// Package fleet owns the Docker hosts: one engine client and one circuit
+// breaker per host, the active health checks that feed those breakers, and
+// placement (which host a job goes to).
+//
+// Host states, as users see them, are derived from the breaker and the
+// operator's choices:
+//
+//	healthy ──(slow or failing checks)──► degraded
+//	   │  ▲                                   │
+//	   │  └──────(probe succeeds)─────┐       │ (host faults trip the breaker)
+//	   ▼                              │       ▼
+//	unavailable (open) ──(open time passes)──► probing (half-open)
+//	                    ◄──(probe fails: longer open time)──┘
+//
+//	isolated: operator forced the breaker open; draining: no new jobs.
+//
+// Every launch is one breaker call: placement takes the breaker's permit and
+// the launch reports its outcome through the Lease. Jobs go only to hosts
+// whose breaker is closed; the half-open probes are the health checks (a
+// ping through the breaker, scheduled for the moment the open time ends),
+// so no job spends an attempt probing a host that is likely still down.
+// Monitoring calls are breaker calls too; only host faults count as
+// failures (engine.ClassHost).
+//
+// This package must not touch the store or job state: it says where a job
+// can run and how each host is doing; the dispatcher decides what happens to
+// jobs.
+package fleet

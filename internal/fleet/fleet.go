@@ -1,0 +1,337 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"fusebox/breaker"
+	"fusebox/internal/engine"
+)
+
+// HostConfig describes one Docker host.
+type HostConfig struct {
+	Name     string
+	Engine   engine.Config // Name is set from HostConfig.Name
+	Labels   map[string]string
+	Capacity int     // max concurrent jobs; default 4
+	Weight   float64 // placement weight; default 1
+}
+
+// HealthConfig configures the active health checks.
+type HealthConfig struct {
+	Interval           time.Duration // default 10s
+	Timeout            time.Duration // ping deadline; default 2s
+	Jitter             float64       // fraction of Interval, default 0.2
+	HealthyThreshold   int           // consecutive good checks before degraded -> healthy; default 2
+	UnhealthyThreshold int           // consecutive failed checks that mark the host degraded; default 3
+	SlowThreshold      time.Duration // a check slower than this marks the host degraded; default Timeout/2
+}
+
+// Defaults of HealthConfig.
+const (
+	HealthIntervalDefault           = 10 * time.Second
+	HealthTimeoutDefault            = 2 * time.Second
+	HealthJitterDefault             = 0.2
+	HealthHealthyThresholdDefault   = 2
+	HealthUnhealthyThresholdDefault = 3
+	CapacityDefault                 = 4
+)
+
+func (h HealthConfig) withDefaults() HealthConfig {
+	if h.Interval <= 0 {
+		h.Interval = HealthIntervalDefault
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = HealthTimeoutDefault
+	}
+	if h.Jitter < 0 || h.Jitter > 1 {
+		h.Jitter = HealthJitterDefault
+	}
+	if h.HealthyThreshold <= 0 {
+		h.HealthyThreshold = HealthHealthyThresholdDefault
+	}
+	if h.UnhealthyThreshold <= 0 {
+		h.UnhealthyThreshold = HealthUnhealthyThresholdDefault
+	}
+	if h.SlowThreshold <= 0 {
+		h.SlowThreshold = h.Timeout / 2
+	}
+	return h
+}
+
+// Config configures a Fleet.
+type Config struct {
+	Hosts   []HostConfig
+	Breaker breaker.Settings // settings of every host's breaker
+	Health  HealthConfig
+	// DisableHealthChecks turns the background checks off (tests that drive
+	// checks by hand with CheckNow).
+	DisableHealthChecks bool
+	// BreakersDisabled keeps every host breaker in the disabled state
+	// (always closed, still counting): circuit_breaker.enabled = false.
+	BreakersDisabled bool
+	Logger              *slog.Logger
+	// OnTransition is called, outside any lock and in order per host, after
+	// a host's breaker changes state. It must not block for long.
+	OnTransition func(Transition)
+}
+
+// ErrHostNotFound is returned for an unknown host name.
+var ErrHostNotFound = errors.New("host not found")
+
+// Fleet is the set of hosts. It is safe for concurrent use.
+type Fleet struct {
+	cfg    Config
+	logger *slog.Logger
+	reg    *breaker.Registry
+	hosts  []*Host
+	byName map[string]*Host
+
+	mu          sync.Mutex
+	transitions []Transition // most recent last, capped
+	listeners   []func(Transition)
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+const maxTransitions = 1000
+
+// New builds a fleet with one engine client and one breaker per host. It
+// does not contact the engines; Start begins the health checks.
+func New(cfg Config) (*Fleet, error) {
+	if len(cfg.Hosts) == 0 {
+		return nil, errors.New("fleet: no hosts configured")
+	}
+	cfg.Health = cfg.Health.withDefaults()
+	f := &Fleet{cfg: cfg, logger: cfg.Logger, byName: map[string]*Host{}}
+	if f.logger == nil {
+		f.logger = slog.New(slog.DiscardHandler)
+	}
+	bs := cfg.Breaker
+	bs.Classify = classify
+	userChange := bs.OnStateChange
+	bs.OnStateChange = func(name string, from, to breaker.State) {
+		f.recordTransition(strings.TrimPrefix(name, breakerPrefix), from.String(), to.String())
+		if userChange != nil {
+			userChange(name, from, to)
+		}
+	}
+	reg, err := breaker.NewRegistry(bs)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: breaker settings: %w", err)
+	}
+	f.reg = reg
+	for i, hc := range cfg.Hosts {
+		if hc.Name == "" {
+			return nil, fmt.Errorf("fleet: hosts[%d]: name is required", i)
+		}
+		if _, dup := f.byName[hc.Name]; dup {
+			return nil, fmt.Errorf("fleet: hosts[%d]: duplicate name %q", i, hc.Name)
+		}
+		if hc.Capacity <= 0 {
+			hc.Capacity = CapacityDefault
+		}
+		if hc.Weight <= 0 {
+			hc.Weight = 1
+		}
+		ec := hc.Engine
+		ec.Name = hc.Name
+		if ec.Timeouts.Ping <= 0 {
+			ec.Timeouts.Ping = cfg.Health.Timeout
+		}
+		cl, err := engine.New(ec)
+		if err != nil {
+			f.closeClients()
+			return nil, fmt.Errorf("fleet: hosts[%d]: %w", i, err)
+		}
+		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health}
+		if cfg.BreakersDisabled {
+			h.br.Disable()
+		}
+		f.hosts = append(f.hosts, h)
+		f.byName[hc.Name] = h
+	}
+	return f, nil
+}
+
+const breakerPrefix = "host/"
+
+// classify turns an engine error into a breaker outcome: only host faults
+// count against the host; a job fault proves the host answered.
+func classify(err error) breaker.Outcome {
+	switch engine.ClassOf(err) {
+	case engine.ClassHost:
+		return breaker.Failure
+	case engine.ClassIgnored:
+		return breaker.Ignored
+	}
+	if errors.Is(err, context.Canceled) {
+		return breaker.Ignored
+	}
+	return breaker.Success
+}
+
+// Start begins the health checks. Stop ends them.
+func (f *Fleet) Start(ctx context.Context) error {
+	if f.cancel != nil {
+		return errors.New("fleet: already started")
+	}
+	ctx, f.cancel = context.WithCancel(ctx)
+	if f.cfg.DisableHealthChecks {
+		return nil
+	}
+	for _, h := range f.hosts {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.healthLoop(ctx, h)
+		}()
+	}
+	return nil
+}
+
+// Stop ends the health checks and closes the engine clients. Safe to call
+// twice and before Start.
+func (f *Fleet) Stop() {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.wg.Wait()
+	f.closeClients()
+}
+
+func (f *Fleet) closeClients() {
+	for _, h := range f.hosts {
+		h.closeOnce.Do(func() { h.client.Close() })
+	}
+}
+
+// Hosts returns every host in configuration order.
+func (f *Fleet) Hosts() []*Host { return f.hosts }
+
+// Host returns the named host, or nil.
+func (f *Fleet) Host(name string) *Host { return f.byName[name] }
+
+// Subscribe adds a listener for breaker transitions of every host.
+func (f *Fleet) Subscribe(fn func(Transition)) {
+	f.mu.Lock()
+	f.listeners = append(f.listeners, fn)
+	f.mu.Unlock()
+}
+
+func (f *Fleet) recordTransition(host, from, to string) {
+	t := Transition{Host: host, From: from, To: to, At: time.Now()}
+	f.mu.Lock()
+	f.transitions = append(f.transitions, t)
+	if len(f.transitions) > maxTransitions {
+		f.transitions = slices.Delete(f.transitions, 0, len(f.transitions)-maxTransitions)
+	}
+	ls := slices.Clone(f.listeners)
+	f.mu.Unlock()
+	f.logger.Info("host breaker changed", "host", host, "from", from, "to", to)
+	if f.cfg.OnTransition != nil {
+		f.cfg.OnTransition(t)
+	}
+	for _, fn := range ls {
+		fn(t)
+	}
+}
+
+// Transitions returns the recorded breaker transitions, oldest first.
+func (f *Fleet) Transitions() []Transition {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.transitions)
+}
+
+// Statuses returns every host's status.
+func (f *Fleet) Statuses() []HostStatus {
+	out := make([]HostStatus, 0, len(f.hosts))
+	for _, h := range f.hosts {
+		out = append(out, h.Status())
+	}
+	return out
+}
+
+// Matches reports whether any configured host carries every label in
+// constraints (so a job with them could ever run).
+func (f *Fleet) Matches(constraints map[string]string) bool {
+	for _, h := range f.hosts {
+		if h.matches(constraints) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Fleet) lookup(name string) (*Host, error) {
+	h := f.byName[name]
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrHostNotFound, name)
+	}
+	return h, nil
+}
+
+// Isolate forces a host's breaker open: no jobs and no checks go to it
+// until Release.
+func (f *Fleet) Isolate(name string) error {
+	h, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	h.br.Isolate()
+	return nil
+}
+
+// Drain stops new placements on a host; running jobs finish.
+func (f *Fleet) Drain(name string) error {
+	h, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	h.draining.Store(true)
+	return nil
+}
+
+// Release ends isolation and draining; the breaker resumes automatic
+// operation.
+func (f *Fleet) Release(name string) error {
+	h, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	h.draining.Store(false)
+	if f.cfg.BreakersDisabled {
+		h.br.Disable()
+	} else {
+		h.br.Release()
+	}
+	return nil
+}
+
+// Reset closes a host's breaker and clears its counts.
+func (f *Fleet) Reset(name string) error {
+	h, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	h.br.Reset()
+	return nil
+}
+
+// jitter returns d varied by up to ±frac.
+func jitter(d time.Duration, frac float64) time.Duration {
+	if frac <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
+}
+

@@ -1,0 +1,88 @@
+package fleet_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"fusebox/breaker"
+	"fusebox/internal/engine"
+	"fusebox/internal/enginetest"
+	"fusebox/internal/fleet"
+)
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A hung engine still accepts connections on its socket; only the health
+// checks' deadline tells. They must open its breaker, and after a resume
+// probe it and close it again, with no job involved.
+func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	enginetest.RequireFaults(t, engines)
+	var hosts []fleet.HostConfig
+	for _, e := range engines.Engines {
+		hosts = append(hosts, fleet.HostConfig{Name: e.Name, Engine: engine.Config{Address: e.UnixHost()}})
+	}
+	f, err := fleet.New(fleet.Config{
+		Hosts:   hosts,
+		Health:  fleet.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, Jitter: 0.1},
+		Breaker: breaker.Settings{ConsecutiveFailures: 2, OpenDuration: 500 * time.Millisecond, Jitter: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	hung, other := f.Host(engines.Engines[0].Name), f.Host(engines.Engines[1].Name)
+	eventually(t, 10*time.Second, "both hosts healthy", func() bool {
+		return hung.Status().State == fleet.HostHealthy && other.Status().State == fleet.HostHealthy
+	})
+
+	if err := engines.Engines[0].Hang(); err != nil {
+		t.Fatal(err)
+	}
+	hungAt := time.Now()
+	eventually(t, 10*time.Second, "the hung host's breaker to open", func() bool {
+		s := hung.Status().State
+		return s == fleet.HostUnavailable || s == fleet.HostProbing
+	})
+	t.Logf("breaker opened %v after the hang", time.Since(hungAt).Round(time.Millisecond))
+	if s := other.Status(); s.Breaker.State != "closed" {
+		t.Fatalf("the healthy host tripped too: %+v", s.Breaker)
+	}
+	if _, err := f.Place(fleet.Request{}); err != nil {
+		t.Fatalf("placement with one host left: %v", err)
+	}
+
+	if err := engines.Engines[0].Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumedAt := time.Now()
+	eventually(t, 15*time.Second, "the resumed host's breaker to close", func() bool {
+		return hung.Status().Breaker.State == "closed"
+	})
+	t.Logf("breaker closed %v after the resume", time.Since(resumedAt).Round(time.Millisecond))
+	var sawOpen, sawClose bool
+	for _, tr := range f.Transitions() {
+		if tr.Host == hung.Name() && tr.To == "open" {
+			sawOpen = true
+		}
+		if tr.Host == hung.Name() && tr.From == "half-open" && tr.To == "closed" {
+			sawClose = true
+		}
+	}
+	if !sawOpen || !sawClose {
+		t.Fatalf("transitions %+v: want open, then half-open -> closed", f.Transitions())
+	}
+}

@@ -1,0 +1,153 @@
+package fleet
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fusebox/breaker"
+	"fusebox/internal/engine"
+)
+
+// Host is one Docker host: its engine client, its breaker, its load.
+type Host struct {
+	cfg       HostConfig
+	client    *engine.Client
+	br        *breaker.Breaker
+	closeOnce sync.Once
+
+	running  atomic.Int32 // jobs launching or running here
+	placed   atomic.Int64
+	draining atomic.Bool
+
+	mu         sync.Mutex
+	lastCheck  time.Time
+	lastErr    string
+	latency    time.Duration
+	okStreak   int
+	failStreak int
+	recovering bool            // a check failed; not yet HealthyThreshold good ones since
+	images     map[string]bool // images known to be present
+	health     HealthConfig
+}
+
+// Name returns the host's name.
+func (h *Host) Name() string { return h.cfg.Name }
+
+// Client returns the host's engine client. Calls made directly on it are not
+// counted by the breaker; use Call for that.
+func (h *Host) Client() *engine.Client { return h.client }
+
+// Breaker returns the host's breaker.
+func (h *Host) Breaker() *breaker.Breaker { return h.br }
+
+// Labels returns the host's labels.
+func (h *Host) Labels() map[string]string { return h.cfg.Labels }
+
+// Running returns how many jobs are launching or running on the host.
+func (h *Host) Running() int { return int(h.running.Load()) }
+
+// Adopt counts a job already running on the host (found after a restart)
+// against its capacity. Release it like a placed job.
+func (h *Host) Adopt() { h.running.Add(1) }
+
+// Release frees the capacity slot of a job that left the host.
+func (h *Host) Release() { h.running.Add(-1) }
+
+// Call runs one Docker call on the host through its breaker: refused with an
+// error that errors.Is breaker.ErrOpen while the host is unavailable, and
+// its outcome counted (only host faults count as failures).
+func (h *Host) Call(ctx context.Context, fn func(ctx context.Context, c *engine.Client) error) error {
+	return h.br.Execute(ctx, func(ctx context.Context) error { return fn(ctx, h.client) })
+}
+
+// Available reports whether the breaker would let a call through now
+// (without taking a probe slot).
+func (h *Host) Available() bool {
+	switch h.br.Snapshot().State {
+	case breaker.StateClosed, breaker.StateHalfOpen, breaker.StateDisabled, breaker.StateMetricsOnly:
+		return true
+	}
+	return false
+}
+
+func (h *Host) matches(constraints map[string]string) bool {
+	for k, v := range constraints {
+		if h.cfg.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// HasImage reports whether the host is known to have the image.
+func (h *Host) HasImage(ref string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.images[ref]
+}
+
+// NoteImage records that the host has (or lacks) an image.
+func (h *Host) NoteImage(ref string, present bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if present {
+		h.images[ref] = true
+	} else {
+		delete(h.images, ref)
+	}
+}
+
+// Status returns what a user sees of the host.
+func (h *Host) Status() HostStatus {
+	snap := h.br.Snapshot()
+	h.mu.Lock()
+	st := HostStatus{
+		Name:      h.cfg.Name,
+		Address:   h.cfg.Engine.Address,
+		Labels:    maps.Clone(h.cfg.Labels),
+		Capacity:  h.cfg.Capacity,
+		Weight:    h.cfg.Weight,
+		Running:   h.Running(),
+		Placed:    h.placed.Load(),
+		LastCheck: h.lastCheck,
+		LastError: h.lastErr,
+		Latency:   h.latency,
+	}
+	failStreak, recovering := h.failStreak, h.recovering
+	h.mu.Unlock()
+	st.Breaker = BreakerStatus{
+		State:               snap.State.String(),
+		ConsecutiveFailures: snap.ConsecutiveFailures,
+		Trips:               snap.Trips,
+		OpenedAt:            snap.OpenedAt,
+		NextProbeAt:         snap.NextProbeAt,
+		Requests:            int64(snap.Counts.Requests),
+		Failures:            int64(snap.Counts.Failures),
+		Rejected:            int64(snap.Totals.Rejected),
+	}
+	switch snap.State {
+	case breaker.StateForcedOpen:
+		st.State, st.Reason = HostIsolated, "isolated by an operator"
+	case breaker.StateOpen:
+		st.State, st.Reason = HostUnavailable, "breaker open after host faults"
+	case breaker.StateHalfOpen:
+		st.State, st.Reason = HostProbing, "breaker half-open: probing"
+	default:
+		switch {
+		case h.draining.Load():
+			st.State, st.Reason = HostDraining, "draining: no new jobs"
+		case failStreak >= h.health.UnhealthyThreshold:
+			st.State, st.Reason = HostDegraded, "health checks failing"
+		case failStreak > 0 || recovering:
+			st.State, st.Reason = HostDegraded, "recent health checks failed"
+		case st.Latency >= h.health.SlowThreshold:
+			st.State, st.Reason = HostDegraded, "slow health checks"
+		default:
+			st.State = HostHealthy
+		}
+	}
+	return st
+}

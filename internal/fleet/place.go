@@ -1,0 +1,154 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"fusebox/breaker"
+)
+
+// Request says what a job needs of a host.
+type Request struct {
+	Constraints map[string]string // labels the host must carry
+	Image       string            // hosts known to have it are preferred
+	Avoid       string            // the host the last attempt failed on: used only if no other fits
+}
+
+// Lease is a job's place on a host: a capacity slot and the breaker permit
+// for its launch. Report the launch's outcome with Done (once), and free
+// the slot with Host().Release() when the job leaves the host.
+type Lease struct {
+	host  *Host
+	token breaker.Token
+	once  sync.Once
+}
+
+// Host returns the leased host.
+func (l *Lease) Host() *Host { return l.host }
+
+// Done reports the launch's outcome to the host's breaker: nil or a job
+// fault is a success, a host fault a failure, a cancellation ignored.
+// Later calls do nothing.
+func (l *Lease) Done(err error) { l.once.Do(func() { l.token.Done(err) }) }
+
+// NoHostError says why no host could take a job, host by host.
+type NoHostError struct {
+	Reasons map[string]string // host name -> why not
+	// NextTry is the earliest time a host may become available (an open
+	// breaker's next probe); zero if unknown.
+	NextTry time.Time
+}
+
+// ErrNoHost is matched by every *NoHostError.
+var ErrNoHost = errors.New("no host available")
+
+func (e *NoHostError) Error() string {
+	names := make([]string, 0, len(e.Reasons))
+	for n := range e.Reasons {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + ": " + e.Reasons[n]
+	}
+	return "no host available (" + strings.Join(parts, "; ") + ")"
+}
+
+func (e *NoHostError) Is(target error) bool { return target == ErrNoHost }
+
+// Place picks a host for req and leases it. The rules, in order: the host
+// must carry the constraint labels, not be draining or isolated, have a
+// free capacity slot, and have a closed breaker (an open host gets no jobs;
+// a half-open one is probed by the health checks, so that no job spends an
+// attempt on a host that is likely still down). Among
+// those, the least loaded by weight wins, hosts with the image first; the
+// Avoid host only if nothing else fits.
+func (f *Fleet) Place(req Request) (*Lease, error) {
+	type cand struct {
+		h      *Host
+		load   float64
+		hasImg bool
+		avoid  bool
+	}
+	var cands []cand
+	reasons := map[string]string{}
+	var nextTry time.Time
+	for _, h := range f.hosts {
+		if !h.matches(req.Constraints) {
+			reasons[h.Name()] = "labels do not match"
+			continue
+		}
+		if h.draining.Load() {
+			reasons[h.Name()] = "draining"
+			continue
+		}
+		snap := h.br.Snapshot()
+		switch snap.State {
+		case breaker.StateForcedOpen:
+			reasons[h.Name()] = "isolated"
+			continue
+		case breaker.StateOpen:
+			reasons[h.Name()] = "unavailable (breaker open)"
+			if nextTry.IsZero() || snap.NextProbeAt.Before(nextTry) {
+				nextTry = snap.NextProbeAt
+			}
+			continue
+		case breaker.StateHalfOpen:
+			// Probing is the health checks' job: a job used as a probe
+			// would spend an attempt on a host that is likely still down.
+			reasons[h.Name()] = "probing (breaker half-open)"
+			continue
+		}
+		n := h.Running()
+		if n >= h.cfg.Capacity {
+			reasons[h.Name()] = fmt.Sprintf("full (%d/%d)", n, h.cfg.Capacity)
+			continue
+		}
+		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image), avoid: h.Name() == req.Avoid})
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		switch {
+		case a.avoid != b.avoid:
+			if a.avoid {
+				return 1
+			}
+			return -1
+		case a.load != b.load:
+			if a.load < b.load {
+				return -1
+			}
+			return 1
+		case a.hasImg != b.hasImg:
+			if a.hasImg {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	for _, c := range cands {
+		// Take the slot first so that two placements racing for the last
+		// slot cannot both win.
+		if int(c.h.running.Add(1)) > c.h.cfg.Capacity {
+			c.h.running.Add(-1)
+			reasons[c.h.Name()] = "full"
+			continue
+		}
+		tok, err := c.h.br.Allow(context.Background())
+		if err != nil {
+			c.h.running.Add(-1)
+			reasons[c.h.Name()] = "probe in progress"
+			continue
+		}
+		c.h.placed.Add(1)
+		return &Lease{host: c.h, token: tok}, nil
+	}
+	return nil, &NoHostError{Reasons: reasons, NextTry: nextTry}
+}

@@ -1,0 +1,53 @@
+package fleet
+
+import "time"
+
+// HostState is what a user sees of a host.
+type HostState string
+
+const (
+	HostHealthy     HostState = "healthy"     // breaker closed, checks pass
+	HostDegraded    HostState = "degraded"    // breaker closed, but slow or failing some checks
+	HostUnavailable HostState = "unavailable" // breaker open: no jobs placed
+	HostProbing     HostState = "probing"     // breaker half-open: a probe is allowed through
+	HostIsolated    HostState = "isolated"    // operator isolated it (breaker forced open)
+	HostDraining    HostState = "draining"    // operator draining: running jobs finish, no new ones
+)
+
+// BreakerStatus is the part of a breaker snapshot shown to users.
+type BreakerStatus struct {
+	State               string    `json:"state"` // closed, open, half-open, forced-open, disabled, metrics-only
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	Trips               int       `json:"trips"` // consecutive trips (grows the open time)
+	OpenedAt            time.Time `json:"opened_at,omitzero"`
+	NextProbeAt         time.Time `json:"next_probe_at,omitzero"`
+	Requests            int64     `json:"requests"` // in the current window
+	Failures            int64     `json:"failures"`
+	Rejected            int64     `json:"rejected"` // calls refused since start
+}
+
+// HostStatus is a host as the API and the CLI show it.
+type HostStatus struct {
+	Name      string            `json:"name"`
+	Address   string            `json:"address"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Capacity  int               `json:"capacity"`
+	Weight    float64           `json:"weight"`
+	State     HostState         `json:"state"`
+	Reason    string            `json:"reason,omitempty"` // why it is in State
+	Breaker   BreakerStatus     `json:"breaker"`
+	Running   int               `json:"running"` // jobs launching or running on it
+	LastCheck time.Time         `json:"last_check,omitzero"`
+	LastError string            `json:"last_error,omitempty"`
+	Latency   time.Duration     `json:"latency_ns"` // last health-check round trip
+	Placed    int64             `json:"placed"`     // jobs placed on it since start
+}
+
+// Transition is one change of a host's breaker state, kept for the API, the
+// demo summary and alerts.
+type Transition struct {
+	Host string    `json:"host"`
+	From string    `json:"from"`
+	To   string    `json:"to"`
+	At   time.Time `json:"at"`
+}
