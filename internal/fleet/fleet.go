@@ -77,7 +77,7 @@ type Config struct {
 	// BreakersDisabled keeps every host breaker in the disabled state
 	// (always closed, still counting): circuit_breaker.enabled = false.
 	BreakersDisabled bool
-	Logger              *slog.Logger
+	Logger           *slog.Logger
 	// OnTransition is called, outside any lock and in order per host, after
 	// a host's breaker changes state. It must not block for long.
 	OnTransition func(Transition)
@@ -334,4 +334,3 @@ func jitter(d time.Duration, frac float64) time.Duration {
 	}
 	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
-
