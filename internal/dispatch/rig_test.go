@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -210,7 +211,31 @@ func countCreates(t *testing.T, engines *enginetest.Fleet) *createCounter {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond) // let the subscriptions register
+	// Wait until each subscription sees a marker container's creation.
+	img := enginetest.TestImage(t)
+	for _, e := range engines.Engines {
+		c, err := engine.New(engine.Config{Name: e.Name, Address: e.UnixHost(), NetworkMode: "none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker := "marker-" + e.Name
+		for i := 0; cc.creates(marker, 0) == 0; i++ {
+			if i == 100 {
+				t.Fatalf("the event stream of %s never reported a create", e.Name)
+			}
+			id, err := c.Create(ctx, engine.ContainerSpec{Name: fmt.Sprintf("fbmarker-%s-%d", e.Name, time.Now().UnixNano()), Image: img.Ref,
+				Labels: map[string]string{job.LabelManaged: "true", job.LabelJobID: marker, job.LabelAttempt: "0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(time.Second)
+			for cc.creates(marker, 0) == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.Remove(ctx, id)
+		}
+		c.Close()
+	}
 	return cc
 }
 
@@ -219,3 +244,5 @@ func (cc *createCounter) creates(jobID string, attempt int) int {
 	defer cc.mu.Unlock()
 	return cc.byJob[jobID+"/"+strconv.Itoa(attempt)]
 }
+
+func openStore(r *rig) (*sqlite.DB, error) { return sqlite.Open(context.Background(), r.dbPath) }
