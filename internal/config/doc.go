@@ -1,0 +1,129 @@
+// Package config owns fusebox's configuration: the YAML file format, the
+// FUSEBOX_* environment overrides, the defaults that make fusebox work with no
+// file at all, and the validation that reports every problem with its file,
+// line, column and field.
+//
+// It must not import other fusebox packages. Each package keeps its own typed
+// settings; cmd/fusebox translates a Config into them. Durations are parsed
+// here, once, at load; nothing downstream parses strings.
+//
+// # Sources, in order
+//
+//  1. Defaults (the ...Default constants). With no file fusebox uses the local
+//     Docker engine (DOCKER_HOST, with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH
+//     as the docker CLI reads them, else unix:///var/run/docker.sock) as the
+//     only host, named "local", and SQLite at <data_dir>/fusebox.db. data_dir
+//     is $FUSEBOX_DATA_DIR, else /var/lib/fusebox when running as root, else
+//     $XDG_DATA_HOME/fusebox, else ~/.local/share/fusebox.
+//  2. The file: one YAML document, a mapping of the keys below. Keys left out
+//     keep their defaults, and so does a key written with no value (null).
+//     Unknown keys are errors (with a "did you mean" when one is close), except
+//     top-level keys starting with "x-", which are ignored so that they can
+//     hold YAML anchors. Anchors, aliases and merge keys (<<) work.
+//  3. The environment. Every scalar field can be set by FUSEBOX_ and its path
+//     upper-cased with "_" for ".": FUSEBOX_LISTEN,
+//     FUSEBOX_CIRCUIT_BREAKER_FAILURE_THRESHOLD, FUSEBOX_QUEUE_MAX_QUEUED_JOBS,
+//     FUSEBOX_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD (which turns failure_rate
+//     on). Values are written as in the file (30s, 1MiB, true). An empty
+//     variable counts as unset. FUSEBOX_HOSTS="h1=unix:///a.sock,h2=tcp://10.0.0.2:2375"
+//     replaces the host list (each host with the default capacity and weight).
+//     The old system's CIRCUIT_BREAKER_ENABLED, CIRCUIT_BREAKER_FAILURE_THRESHOLD,
+//     CIRCUIT_BREAKER_RECOVERY_TIMEOUT and MAX_QUEUED_JOBS are accepted too; the
+//     FUSEBOX_ variable wins when both are set. EnvNames lists them all.
+//
+// # The file
+//
+// examples/fusebox.yaml is the annotated reference; every key, with its
+// default:
+//
+//	listen: 127.0.0.1:7070       # HTTP API, /metrics, /healthz: host:port
+//	data_dir: ~/.local/share/fusebox   # see above
+//	database: ""                 # "" = SQLite at <data_dir>/fusebox.db; sqlite:///path/x.db (a
+//	                             # relative path is in data_dir); postgres://... is refused until supported
+//	log_level: info              # debug | info | warn | error
+//	hosts:                       # default: one host, "local" (see above); [] is an error
+//	  - name: h1                 # required, unique, [a-z0-9][a-z0-9_.-]*, at most 63 characters
+//	    address: unix:///var/run/docker.sock  # or tcp://host:port; each host a different engine
+//	    tls:                     # only with tcp://; relative paths are relative to the file
+//	      ca: ca.pem             # "" = system roots
+//	      cert: cert.pem         # client certificate; cert and key together
+//	      key: key.pem
+//	      insecure_skip_verify: false
+//	    labels: {zone: a}        # matched by job host constraints
+//	    capacity: 4              # max concurrent jobs, >= 1
+//	    weight: 1                # placement weight, > 0
+//	    network_mode: ""         # network mode of job containers; "" = the engine's default
+//	circuit_breaker:             # one breaker per host
+//	  enabled: true              # false: breakers are "disabled" (always closed, still recording)
+//	  failure_threshold: 5       # consecutive host faults that trip it, >= 1
+//	  recovery_timeout: 60s      # base open time, > 0; old name reset_timeout (not both)
+//	  max_recovery_timeout: 10m  # cap on the growing open time, >= recovery_timeout
+//	  jitter: 0.1                # fraction of the open time, 0..1
+//	  half_open_timeout: 30s     # quiet period in half-open with no failure that closes it, > 0
+//	  half_open_max_probes: 1    # concurrent probes in half-open, >= 1
+//	  success_threshold: 1       # successes in half-open that close it, >= 1
+//	  probe_timeout: 2m          # a probe that never reports frees its slot after this, > 0
+//	  failure_rate:              # optional; left out (or null) = off; {} = on with these defaults
+//	    threshold: 0.5           # share of failed calls that trips, 0 < x <= 1
+//	    window: 60s              # rolling window, > 0
+//	    min_calls: 20            # calls in the window before the rate counts, >= 1
+//	  slow_call:                 # optional; left out (or null) = off; {} = on with these defaults
+//	    duration: 5s             # a call slower than this is slow, > 0
+//	    rate: 0.8                # share of slow calls that trips, 0 < x <= 1
+//	    min_calls: 20            # >= 1
+//	health_check:
+//	  interval: 10s              # > 0
+//	  timeout: 2s                # ping deadline, > 0, <= interval
+//	  jitter: 0.2                # fraction of the interval, 0..1
+//	  healthy_threshold: 2       # passes in a row that make a host healthy, >= 1
+//	  unhealthy_threshold: 3     # failures in a row that make it unhealthy, >= 1
+//	  canary:                    # start a container now and then to prove the host can
+//	    enabled: false
+//	    image: ""                # required when enabled
+//	    interval: 5m             # > 0
+//	queue:
+//	  max_queued_jobs: 1000      # >= 1; old name: top-level max_queued_jobs (not both)
+//	graceful_degradation:
+//	  enabled: true              # queue instead of failing when no host can take a job,
+//	                             # defer log collection, stretch status polls
+//	  max_ejected_percent: 50    # most hosts ejected on slowness alone, 0..100
+//	retry:                       # default per job; a job may override it
+//	  max_attempts: 3            # >= 1
+//	  backoff: 1s                # first backoff, > 0
+//	  max_backoff: 1m            # >= backoff
+//	  jitter: 0.2                # 0..1
+//	lost_host:
+//	  after: 5m                  # a job whose host stays unreachable this long, > 0 ...
+//	  policy: reschedule         # ... is run again elsewhere (reschedule) or marked lost (lost)
+//	logs:
+//	  max_bytes: 1MiB            # cap per stream; bytes, or B, KiB, MiB, GiB, TiB, KB, MB, GB, TB
+//	docker_timeouts:             # deadline of each Docker API call, each > 0
+//	  ping: 2s
+//	  inspect: 5s
+//	  create: 30s
+//	  start: 30s
+//	  stop: 30s
+//	  remove: 30s
+//	  list: 10s
+//	  image_inspect: 5s
+//	  image_load: 5m
+//	  image_pull: 10m
+//	  logs: 30s
+//	poll_interval: 2s            # status polling while the event stream is down, > 0
+//	stop_grace_period: 10s       # SIGTERM, then SIGKILL after this; >= 0 (0 kills at once)
+//
+// Durations are Go durations with a unit ("30s", "1m30s", "500ms"); a bare
+// number other than 0 is refused, so that "30" is never read as 30ns.
+// Numbers, booleans and strings must have their own YAML types: "4" (quoted)
+// is not a capacity, and yes is not true.
+//
+// # Problems
+//
+// Load, Parse and Validate return Problems, every problem found, each
+// formatted as
+//
+//	fusebox.yaml:14:15: hosts[1].capacity: must be at least 1 (got -2)
+//	$FUSEBOX_QUEUE_MAX_QUEUED_JOBS: queue.max_queued_jobs: must be a whole number (got "many")
+//
+// Check returns the same list for `fusebox config check`.
+package config
