@@ -33,7 +33,26 @@ type Config struct {
 	DockerTimeouts      DockerTimeouts      `yaml:"docker_timeouts"`
 	PollInterval        time.Duration       `yaml:"poll_interval"`
 	StopGracePeriod     time.Duration       `yaml:"stop_grace_period"`
+	Auth                Auth                `yaml:"auth"`
 }
+
+// Auth says who may use the HTTP API. With no tokens the API is open, and
+// fusebox refuses to listen beyond loopback.
+type Auth struct {
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Token is one bearer token and the role it grants: read (every GET),
+// submit (also submit and cancel jobs) or admin (also isolate, drain,
+// release and reset hosts).
+type Token struct {
+	Name  string `yaml:"name"`  // who holds it, for logs; never the secret
+	Token string `yaml:"token"` // the secret sent as "Authorization: Bearer ..."
+	Role  string `yaml:"role"`
+}
+
+// Roles lists the valid token roles.
+var Roles = []string{"read", "submit", "admin"}
 
 // Host is one Docker engine of the fleet.
 type Host struct {

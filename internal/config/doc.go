@@ -111,6 +111,11 @@
 //	  logs: 30s
 //	poll_interval: 2s            # status polling while the event stream is down, > 0
 //	stop_grace_period: 10s       # SIGTERM, then SIGKILL after this; >= 0 (0 kills at once)
+//	auth:
+//	  tokens:                    # none: the API is open and listens on loopback only
+//	    - name: ci               # who holds it, for logs
+//	      token: "..."           # >= 16 characters, sent as "Authorization: Bearer ..."
+//	      role: submit           # read | submit | admin
 //
 // Durations are Go durations with a unit ("30s", "1m30s", "500ms"); a bare
 // number other than 0 is refused, so that "30" is never read as 30ns.

@@ -61,6 +61,7 @@ func validate(c *Config, src *sources) []Problem {
 	if c.StopGracePeriod < 0 {
 		v.bad("stop_grace_period", "must not be negative (got %s); 0 kills at once", fmtDuration(c.StopGracePeriod))
 	}
+	v.auth(c)
 	return v.probs
 }
 
@@ -294,4 +295,27 @@ func fmtFloat(f float64) string {
 		return strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+func (v *validator) auth(c *Config) {
+	seen := map[string]int{}
+	for i, t := range c.Auth.Tokens {
+		p := fmt.Sprintf("auth.tokens[%d]", i)
+		switch {
+		case t.Token == "":
+			v.bad(p+".token", "is required")
+		case len(t.Token) < 16:
+			v.bad(p+".token", "must be at least 16 characters (got %d); generate one with: openssl rand -hex 24", len(t.Token))
+		case strings.ContainsAny(t.Token, " \t\r\n"):
+			v.bad(p+".token", "must not contain white space")
+		default:
+			if j, dup := seen[t.Token]; dup {
+				v.bad(p+".token", "is the same as auth.tokens[%d].token; each token must be different", j)
+			}
+			seen[t.Token] = i
+		}
+		if !slices.Contains(Roles, t.Role) {
+			v.bad(p+".role", "must be one of %s (got %q)", strings.Join(Roles, ", "), t.Role)
+		}
+	}
 }

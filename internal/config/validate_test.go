@@ -387,3 +387,28 @@ func TestMergeBombIsBounded(t *testing.T) {
 		t.Errorf("problems = %v", ps)
 	}
 }
+
+func TestAuthTokens(t *testing.T) {
+	src := "auth:\n  tokens:\n    - name: ci\n      token: short\n      role: boss\n    - token: 0123456789abcdef0123\n      role: admin\n    - token: 0123456789abcdef0123\n      role: read\n"
+	_, err := Parse("fusebox.yaml", []byte(src), nil)
+	if err == nil {
+		t.Fatal("bad tokens accepted")
+	}
+	for _, want := range []string{
+		"fusebox.yaml:4:14: auth.tokens[0].token: must be at least 16 characters",
+		"fusebox.yaml:5:13: auth.tokens[0].role: must be one of read, submit, admin",
+		"auth.tokens[2].token: is the same as auth.tokens[1].token",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	good := "auth:\n  tokens:\n    - name: ci\n      token: 0123456789abcdef0123\n      role: submit\n"
+	c, err := Parse("fusebox.yaml", []byte(good), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0].Role != "submit" || c.Auth.Tokens[0].Name != "ci" {
+		t.Fatalf("%+v", c.Auth)
+	}
+}

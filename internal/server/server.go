@@ -1,0 +1,181 @@
+// Package server wires fusebox together for `fusebox serve`: it translates
+// the configuration into each package's own settings, opens the store,
+// builds the fleet, the dispatcher, the metrics and the HTTP API, and runs
+// them until its context ends.
+//
+// It holds no business logic and must not be imported by the packages it
+// wires.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"fusebox/breaker"
+	"fusebox/internal/api"
+	"fusebox/internal/config"
+	"fusebox/internal/dispatch"
+	"fusebox/internal/engine"
+	"fusebox/internal/fleet"
+	"fusebox/internal/job"
+	"fusebox/internal/metrics"
+	"fusebox/internal/store"
+	"fusebox/internal/store/sqlite"
+)
+
+// Server is a running fusebox: store, fleet, dispatcher, metrics and API.
+type Server struct {
+	Config     *config.Config
+	Store      store.Store
+	Fleet      *fleet.Fleet
+	Dispatcher *dispatch.Dispatcher
+	Metrics    *metrics.Metrics
+	API        *api.Server
+	Logger     *slog.Logger
+}
+
+// Options adjust a Server beyond its configuration file.
+type Options struct {
+	Logger *slog.Logger // default: text to stderr at the configured level
+	// Tokens for the API; when empty, the API refuses to listen beyond
+	// loopback.
+	Tokens []api.Token
+}
+
+// New builds a server from cfg. It opens the store but contacts no engine;
+// Run starts the work.
+func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+
+	fc := fleetConfig(cfg)
+	fc.Logger = logger
+	fc.OnTransition = func(t fleet.Transition) {
+		m.BreakerTransition(t.Host, t.From, t.To)
+		if t.To == breaker.StateOpen.String() {
+			logger.Warn("host unavailable: breaker opened", "host", t.Host)
+		}
+	}
+	for i := range fc.Hosts {
+		fc.Hosts[i].Engine.Observe = func(host, op string, d time.Duration, class engine.Class) {
+			m.ObserveDockerCall(host, op, d, class.String())
+		}
+	}
+	fl, err := fleet.New(fc)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, h := range fl.Hosts() {
+		m.SetBreakerState(h.Name(), h.Breaker().State().String())
+	}
+
+	dc := dispatchConfig(cfg)
+	dc.Logger = logger
+	dc.Hooks = dispatch.Hooks{
+		Submitted: func(*job.Job) { m.JobSubmitted() },
+		Rejected:  m.JobRejected,
+		Placed:    func(_ *job.Job, host string) { m.JobPlaced(host) },
+		Finished:  func(j *job.Job) { m.JobFinished(j.State) },
+	}
+	d := dispatch.New(dc, st, fl)
+	m.SetQueueCapacity(cfg.Queue.MaxQueuedJobs)
+	m.SetQueueFunc(func() (int, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		qs, err := d.Stats(ctx)
+		if err != nil {
+			return 0, 0
+		}
+		return qs.Queued, qs.Running
+	})
+
+	ac := api.Config{Tokens: o.Tokens, QueueFullRetryAfter: dc.WithDefaults().RetryAfter}
+	if err := ac.Validate(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Logger: logger}
+	srv.API = api.New(ac, service{d}, fleetView{fl}, m, logger)
+	return srv, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	driver, dsn := cfg.DB()
+	switch driver {
+	case "sqlite":
+		if err := os.MkdirAll(filepath.Dir(dsn), 0o750); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		db, err := sqlite.Open(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", dsn, err)
+		}
+		return db, nil
+	}
+	return nil, fmt.Errorf("database driver %q is not supported yet", driver)
+}
+
+// Run starts the fleet's health checks and the dispatcher, serves the API
+// on ln until ctx ends, then stops everything (running containers keep
+// running; the next start adopts them).
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	defer s.Store.Close()
+	if err := s.Fleet.Start(ctx); err != nil {
+		return err
+	}
+	defer s.Fleet.Stop()
+	if err := s.Dispatcher.Start(ctx); err != nil {
+		return err
+	}
+	defer s.Dispatcher.Stop()
+	s.Logger.Info("fusebox serving", "addr", ln.Addr().String(), "hosts", len(s.Fleet.Hosts()), "max_queued", s.Config.Queue.MaxQueuedJobs)
+	err := s.API.Serve(ctx, ln)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// service adapts the dispatcher to the API's Service.
+type service struct{ *dispatch.Dispatcher }
+
+func (s service) QueueStats(ctx context.Context) (api.QueueStats, error) {
+	qs, err := s.Stats(ctx)
+	return api.QueueStats{Queued: qs.Queued, Running: qs.Running, MaxQueued: qs.MaxQueued, ByState: qs.ByState}, err
+}
+
+func (s service) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	return s.Dispatcher.FollowLogs(ctx, id, stdout, stderr)
+}
+
+// fleetView adapts the fleet to the API's Fleet.
+type fleetView struct{ f *fleet.Fleet }
+
+func (v fleetView) Hosts() []fleet.HostStatus           { return v.f.Statuses() }
+func (v fleetView) HostTransitions() []fleet.Transition { return v.f.Transitions() }
+func (v fleetView) Isolate(name string) error           { return hostErr(v.f.Isolate(name)) }
+func (v fleetView) Drain(name string) error             { return hostErr(v.f.Drain(name)) }
+func (v fleetView) Release(name string) error           { return hostErr(v.f.Release(name)) }
+func (v fleetView) Reset(name string) error             { return hostErr(v.f.Reset(name)) }
+
+func hostErr(err error) error {
+	if errors.Is(err, fleet.ErrHostNotFound) {
+		return fmt.Errorf("%w: %w", api.ErrHostNotFound, err)
+	}
+	return err
+}

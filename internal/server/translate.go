@@ -1,0 +1,83 @@
+package server
+
+import (
+	"fusebox/breaker"
+	"fusebox/internal/config"
+	"fusebox/internal/dispatch"
+	"fusebox/internal/engine"
+	"fusebox/internal/fleet"
+)
+
+// breakerSettings translates the file's circuit_breaker section.
+func breakerSettings(c config.CircuitBreaker) breaker.Settings {
+	s := breaker.Settings{
+		ConsecutiveFailures: c.FailureThreshold,
+		OpenDuration:        c.RecoveryTimeout,
+		MaxOpenDuration:     c.MaxRecoveryTimeout,
+		Jitter:              c.Jitter,
+		HalfOpenTimeout:     c.HalfOpenTimeout,
+		MaxProbes:           c.HalfOpenMaxProbes,
+		ProbeSuccesses:      c.SuccessThreshold,
+		ProbeTimeout:        c.ProbeTimeout,
+	}
+	if s.Jitter == 0 {
+		s.Jitter = -1 // the file's 0 means "no jitter"; the breaker's zero means its default
+	}
+	if fr := c.FailureRate; fr != nil {
+		s.FailureRate, s.Window, s.MinCalls = fr.Threshold, fr.Window, fr.MinCalls
+	}
+	if sc := c.SlowCall; sc != nil {
+		s.SlowCallDuration, s.SlowCallRate = sc.Duration, sc.Rate
+		if s.MinCalls == 0 || (sc.MinCalls > 0 && sc.MinCalls < s.MinCalls) {
+			s.MinCalls = sc.MinCalls
+		}
+	}
+	return s
+}
+
+func engineTimeouts(t config.DockerTimeouts) engine.Timeouts {
+	return engine.Timeouts{
+		Ping: t.Ping, Inspect: t.Inspect, Create: t.Create, Start: t.Start, Stop: t.Stop,
+		Remove: t.Remove, List: t.List, ImageInspect: t.ImageInspect, ImageLoad: t.ImageLoad,
+		ImagePull: t.ImagePull, Logs: t.Logs,
+	}
+}
+
+// fleetConfig translates hosts, breaker and health-check settings.
+func fleetConfig(c *config.Config) fleet.Config {
+	fc := fleet.Config{
+		Breaker: breakerSettings(c.CircuitBreaker),
+		Health: fleet.HealthConfig{
+			Interval:           c.HealthCheck.Interval,
+			Timeout:            c.HealthCheck.Timeout,
+			Jitter:             c.HealthCheck.Jitter,
+			HealthyThreshold:   c.HealthCheck.HealthyThreshold,
+			UnhealthyThreshold: c.HealthCheck.UnhealthyThreshold,
+		},
+		BreakersDisabled: !c.CircuitBreaker.Enabled,
+	}
+	for _, h := range c.Hosts {
+		ec := engine.Config{Address: h.Address, NetworkMode: h.NetworkMode, Timeouts: engineTimeouts(c.DockerTimeouts)}
+		if h.TLS != nil {
+			ec.TLS = &engine.TLS{CAFile: h.TLS.CA, CertFile: h.TLS.Cert, KeyFile: h.TLS.Key, InsecureSkipVerify: h.TLS.InsecureSkipVerify}
+		}
+		fc.Hosts = append(fc.Hosts, fleet.HostConfig{Name: h.Name, Engine: ec, Labels: h.Labels, Capacity: h.Capacity, Weight: h.Weight})
+	}
+	return fc
+}
+
+// dispatchConfig translates queue, retry, lost-host, logs and polling.
+func dispatchConfig(c *config.Config) dispatch.Config {
+	return dispatch.Config{
+		MaxQueued:    c.Queue.MaxQueuedJobs,
+		MaxAttempts:  c.Retry.MaxAttempts,
+		Backoff:      c.Retry.Backoff,
+		MaxBackoff:   c.Retry.MaxBackoff,
+		Jitter:       c.Retry.Jitter,
+		LogMaxBytes:  int(c.Logs.MaxBytes),
+		PollInterval: c.PollInterval,
+		StopGrace:    c.StopGracePeriod,
+		LostAfter:    c.LostHost.After,
+		LostPolicy:   dispatch.LostPolicy(c.LostHost.Policy),
+	}
+}
