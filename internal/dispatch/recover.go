@@ -47,7 +47,7 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 		wait := d.cfg.PollInterval
 		for {
 			var cid string
-			err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error {
+			err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error {
 				var err error
 				cid, err = d.launch(ctx, j, h)
 				return err
@@ -105,7 +105,7 @@ func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
 		return 0
 	}
 	var cts []*engine.Container
-	err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error {
+	err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error {
 		var err error
 		cts, err = c.List(ctx, map[string]string{job.LabelManaged: "true"})
 		return err
@@ -125,7 +125,7 @@ func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
 			continue // the live attempt's container
 		}
 		d.log.Info("removing dangling container", "host", h.Name(), "container", shortID(ct.ID), "job", id, "status", ct.Status)
-		if err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error { return c.Remove(ctx, ct.ID) }); err == nil {
+		if err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error { return c.Remove(ctx, ct.ID) }); err == nil {
 			removed++
 		}
 	}

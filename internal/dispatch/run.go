@@ -221,7 +221,7 @@ func (d *Dispatcher) finished(j *job.Job) {
 // removeContainer removes a container best-effort; the reconciler retries
 // what fails here.
 func (d *Dispatcher) removeContainer(ctx context.Context, h *fleet.Host, cid string) {
-	err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error { return c.Remove(ctx, cid) })
+	err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error { return c.Remove(ctx, cid) })
 	if err != nil && ctx.Err() == nil {
 		d.log.Debug("remove container (will retry in the sweep)", "host", h.Name(), "container", cid, "err", err)
 	}

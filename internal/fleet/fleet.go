@@ -144,9 +144,8 @@ func New(cfg Config) (*Fleet, error) {
 		}
 		ec := hc.Engine
 		ec.Name = hc.Name
-		if ec.Timeouts.Ping <= 0 {
-			ec.Timeouts.Ping = cfg.Health.Timeout
-		}
+		// A health check is a ping: its deadline is the check's timeout.
+		ec.Timeouts.Ping = cfg.Health.Timeout
 		cl, err := engine.New(ec)
 		if err != nil {
 			f.closeClients()

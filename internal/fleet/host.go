@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -61,6 +63,30 @@ func (h *Host) Release() { h.running.Add(-1) }
 // its outcome counted (only host faults count as failures).
 func (h *Host) Call(ctx context.Context, fn func(ctx context.Context, c *engine.Client) error) error {
 	return h.br.Execute(ctx, func(ctx context.Context) error { return fn(ctx, h.client) })
+}
+
+// ErrProbing is returned by CallBackground while the host is half-open:
+// background work waits for the health checks to finish probing.
+var ErrProbing = errors.New("host is being probed; background calls wait")
+
+// CallBackground runs a non-critical Docker call (status poll, log
+// collection, removal, sweep) through the host's breaker, but only while it
+// is closed: such calls never take a half-open probe slot (a poll stuck on
+// a hung host would keep the health checks from probing it). While the
+// host is open it returns the breaker's rejection; while half-open,
+// ErrProbing. Callers back off and retry.
+func (h *Host) CallBackground(ctx context.Context, fn func(ctx context.Context, c *engine.Client) error) error {
+	tok, err := h.br.Allow(ctx)
+	if err != nil {
+		return err
+	}
+	if tok.Probe() {
+		tok.DoneOutcome(breaker.Ignored)
+		return fmt.Errorf("%s: %w", h.Name(), ErrProbing)
+	}
+	err = fn(ctx, h.client)
+	tok.Done(err)
+	return err
 }
 
 // Available reports whether the breaker would let a call through now

@@ -142,9 +142,14 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			continue
 		}
 		tok, err := c.h.br.Allow(context.Background())
+		if err == nil && tok.Probe() {
+			// It went half-open since the snapshot: jobs do not probe.
+			tok.DoneOutcome(breaker.Ignored)
+			err = ErrProbing
+		}
 		if err != nil {
 			c.h.running.Add(-1)
-			reasons[c.h.Name()] = "probe in progress"
+			reasons[c.h.Name()] = "unavailable (breaker not closed)"
 			continue
 		}
 		c.h.placed.Add(1)

@@ -1,0 +1,242 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"fusebox/internal/apiclient"
+	"fusebox/internal/engine"
+	"fusebox/internal/enginetest"
+	"fusebox/internal/job"
+	"fusebox/internal/store"
+)
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+// buildFusebox compiles the fusebox command into dir.
+func buildFusebox(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "fusebox")
+	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/fusebox")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// process is one `fusebox serve`.
+type process struct {
+	cmd  *exec.Cmd
+	out  *os.File
+	done chan struct{} // closed when it exits
+}
+
+func startServe(t *testing.T, bin, cfgPath, logPath string) *process {
+	t.Helper()
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done; p.out.Close() })
+	return p
+}
+
+func waitHealthy(t *testing.T, p *process, c *apiclient.Client) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Health(context.Background()) != nil {
+		select {
+		case <-p.done:
+			t.Fatalf("fusebox serve exited: %v", p.cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fusebox did not answer /healthz: %v", c.Health(context.Background()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fusebox is killed with SIGKILL while jobs run and wait; restarted on the
+// same database, it brings every job to a terminal state, and each job's
+// container was created exactly once (counted from the engines' events).
+func TestKilledServerRestartsWithoutLosingOrDuplicatingJobs(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	img := enginetest.TestImage(t)
+	dir := t.TempDir()
+	bin := buildFusebox(t, dir)
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`listen: %s
+data_dir: %s
+log_level: debug
+hosts:
+  - {name: %s, address: %q, capacity: 2, network_mode: none}
+  - {name: %s, address: %q, capacity: 2, network_mode: none}
+health_check: {interval: 500ms, timeout: 500ms}
+poll_interval: 200ms
+`, addr, dir, engines.Engines[0].Name, engines.Engines[0].UnixHost(), engines.Engines[1].Name, engines.Engines[1].UnixHost())
+	cfgPath := filepath.Join(dir, "fusebox.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	creates := countCreates(t, engines)
+	logPath := filepath.Join(dir, "serve.log")
+	p := startServe(t, bin, cfgPath, logPath)
+	c := apiclient.New("http://"+addr, "")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("fusebox log:\n%s", readFile(logPath))
+		}
+	})
+	waitHealthy(t, p, c)
+
+	ctx := context.Background()
+	var ids []string
+	for i := range 10 {
+		j, _, err := c.Submit(ctx, job.Spec{Image: img.Ref, Command: []string{"/usr/local/bin/fusebox-testjob", "sleep", "2s", "print", fmt.Sprint("job ", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		running, err := c.List(ctx, store.JobListParams{States: []job.State{job.StateRunning}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(running) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs never started running; log:\n%s", readFile(logPath))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if c.Health(ctx) == nil {
+		t.Fatal("fusebox still answers after SIGKILL")
+	}
+
+	p = startServe(t, bin, cfgPath, logPath)
+	waitHealthy(t, p, c)
+	for _, id := range ids {
+		var final *job.Job
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			d, err := c.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Job.State.Terminal() {
+				final = d.Job
+				if len(d.Attempts) != 1 {
+					t.Errorf("job %s: %d attempts, want 1 (the running ones adopted, the queued ones launched once)", id, len(d.Attempts))
+				}
+				for _, a := range d.Attempts {
+					if n := creates.count(id, a.Number); n != 1 {
+						t.Errorf("job %s attempt %d: %d containers created, want exactly 1", id, a.Number, n)
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s still %s (%s); log:\n%s", id, d.Job.State, d.Job.Reason, readFile(logPath))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if final.State != job.StateSucceeded {
+			t.Errorf("job %s ended %s: %s", id, final.State, final.Reason)
+		}
+	}
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// createCounter counts container creations per job attempt from the
+// engines' own event streams.
+type createCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (cc *createCounter) count(jobID string, attempt int) int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.n[jobID+"/"+strconv.Itoa(attempt)]
+}
+
+func countCreates(t *testing.T, engines *enginetest.Fleet) *createCounter {
+	t.Helper()
+	cc := &createCounter{n: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	img := enginetest.TestImage(t)
+	for _, e := range engines.Engines {
+		c, err := engine.New(engine.Config{Name: e.Name, Address: e.UnixHost(), NetworkMode: "none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		evs, _ := c.Events(ctx, map[string]string{job.LabelManaged: "true"})
+		go func() {
+			for ev := range evs {
+				if ev.Action == "create" {
+					cc.mu.Lock()
+					cc.n[ev.Labels[job.LabelJobID]+"/"+ev.Labels[job.LabelAttempt]]++
+					cc.mu.Unlock()
+				}
+			}
+		}()
+		// The subscription is live once it reports a marker's creation.
+		marker := "marker-" + e.Name
+		for i := 0; cc.count(marker, 0) == 0; i++ {
+			if i == 50 {
+				t.Fatalf("no create event from %s", e.Name)
+			}
+			id, err := c.Create(ctx, engine.ContainerSpec{Name: fmt.Sprintf("fbmarker-%d", time.Now().UnixNano()), Image: img.Ref,
+				Labels: map[string]string{job.LabelManaged: "true", job.LabelJobID: marker, job.LabelAttempt: "0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for d := time.Now().Add(time.Second); cc.count(marker, 0) == 0 && time.Now().Before(d); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.Remove(ctx, id)
+		}
+	}
+	return cc
+}
