@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// held keeps alloc'ed memory reachable until the process exits.
+var held [][]byte
+
+// exitError carries the code of an exit step.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// Run parses args and runs the steps; it returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	steps, err := Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "fusebox-testjob: %v\n\n%s", err, usage)
+		return 2
+	}
+
+	// As PID 1 in a container a process only gets the signals it handles,
+	// so handle SIGTERM and SIGINT explicitly and exit the way a shell would.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		n := int(s.(syscall.Signal))
+		fmt.Fprintf(stderr, "fusebox-testjob: got %v, exiting %d\n", s, 128+n)
+		os.Exit(128 + n)
+	}()
+
+	for _, st := range steps {
+		if err := runStep(ctx, st, stdout, stderr); err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return ee.code
+			}
+			fmt.Fprintf(stderr, "fusebox-testjob: %s: %v\n", st.Op, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func runStep(ctx context.Context, st Step, stdout, stderr io.Writer) error {
+	switch st.Op {
+	case OpPrint:
+		_, err := fmt.Fprintln(stdout, st.Text)
+		return err
+	case OpStderr:
+		_, err := fmt.Fprintln(stderr, st.Text)
+		return err
+	case OpEnv:
+		_, err := fmt.Fprintln(stdout, os.Getenv(st.Text))
+		return err
+	case OpSleep:
+		t := time.NewTimer(st.Dur)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	case OpExit:
+		return &exitError{code: int(st.N)}
+	case OpWrite:
+		if err := os.MkdirAll(filepath.Dir(st.Path), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(st.Path, []byte(st.Text), 0o644)
+	case OpHangIgnoreTerm:
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+		<-ctx.Done()
+		return ctx.Err()
+	case OpHang:
+		<-ctx.Done()
+		return ctx.Err()
+	case OpBurn:
+		deadline := time.Now().Add(st.Dur)
+		x := uint64(1)
+		for time.Now().Before(deadline) {
+			for range 100000 {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+		runtime.KeepAlive(x)
+		return nil
+	case OpAlloc:
+		b := make([]byte, st.N)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		held = append(held, b)
+		return nil
+	case OpLines:
+		w := bufio.NewWriter(stdout)
+		for i := int64(1); i <= st.N; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+		}
+		return w.Flush()
+	}
+	return fmt.Errorf("unknown step %q", st.Op)
+}
