@@ -89,6 +89,10 @@ func (d *Dispatcher) afterLaunch(ctx context.Context, hd *handle, h *fleet.Host,
 	}
 	hd.job = j
 	d.setContainer(hd, cid)
+	if j.CancelRequested {
+		// Asked while it launched, perhaps before its handle was listed.
+		signal(hd.cancel)
+	}
 	d.monitor(ctx, hd, h)
 }
 

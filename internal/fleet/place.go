@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -108,7 +107,7 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 		}
 		n := h.Running()
 		if n >= h.cfg.Capacity {
-			reasons[h.Name()] = fmt.Sprintf("full (%d/%d)", n, h.cfg.Capacity)
+			reasons[h.Name()] = "full" // no counts: the reason is stored when it changes
 			continue
 		}
 		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image), avoid: h.Name() == req.Avoid})

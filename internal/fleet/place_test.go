@@ -61,7 +61,7 @@ func TestPlaceRespectsConstraintsAndCapacity(t *testing.T) {
 	if !errors.As(err, &nh) || !errors.Is(err, ErrNoHost) {
 		t.Fatalf("place on a full host: %v, want *NoHostError", err)
 	}
-	if nh.Reasons["a"] != "full (1/1)" || nh.Reasons["b"] != "labels do not match" {
+	if nh.Reasons["a"] != "full" || nh.Reasons["b"] != "labels do not match" {
 		t.Fatalf("reasons %v", nh.Reasons)
 	}
 	l.Host().Release()
