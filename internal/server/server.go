@@ -168,14 +168,7 @@ type fleetView struct{ f *fleet.Fleet }
 
 func (v fleetView) Hosts() []fleet.HostStatus           { return v.f.Statuses() }
 func (v fleetView) HostTransitions() []fleet.Transition { return v.f.Transitions() }
-func (v fleetView) Isolate(name string) error           { return hostErr(v.f.Isolate(name)) }
-func (v fleetView) Drain(name string) error             { return hostErr(v.f.Drain(name)) }
-func (v fleetView) Release(name string) error           { return hostErr(v.f.Release(name)) }
-func (v fleetView) Reset(name string) error             { return hostErr(v.f.Reset(name)) }
-
-func hostErr(err error) error {
-	if errors.Is(err, fleet.ErrHostNotFound) {
-		return fmt.Errorf("%w: %w", api.ErrHostNotFound, err)
-	}
-	return err
-}
+func (v fleetView) Isolate(name string) error           { return v.f.Isolate(name) }
+func (v fleetView) Drain(name string) error             { return v.f.Drain(name) }
+func (v fleetView) Release(name string) error           { return v.f.Release(name) }
+func (v fleetView) Reset(name string) error             { return v.f.Reset(name) }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"fusebox/internal/apiclient"
+	"fusebox/internal/fleet"
+)
+
+// hostAction is an operator action on one host.
+type hostAction struct {
+	name  string
+	short string
+	do    func(c *apiclient.Client, ctx context.Context, name string) (*fleet.HostStatus, error)
+	done  string // printed after, with the host's name
+}
+
+var hostActions = []hostAction{
+	{"isolate", "Force a host's breaker open: no new jobs go to it; running ones go on",
+		(*apiclient.Client).Isolate, "host %s isolated: no new jobs are placed on it (undo with 'fusebox release %[1]s')"},
+	{"drain", "Drain a host: no new jobs; running ones finish",
+		(*apiclient.Client).Drain, "host %s draining: running jobs finish, no new ones start (undo with 'fusebox release %[1]s')"},
+	{"release", "Undo isolate or drain",
+		(*apiclient.Client).Release, "host %s released: it takes jobs again when healthy"},
+	{"reset", "Reset a host's breaker to closed and clear its failure counts",
+		(*apiclient.Client).Reset, "host %s reset: breaker closed, counts cleared"},
+}
+
+func (a *app) hostsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hosts",
+		Short: "List the Docker hosts with their breaker state; operate on one",
+		Example: `  fusebox hosts
+  fusebox hosts isolate h2
+  fusebox hosts transitions`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("Commands: isolate, drain, release, reset, transitions. Run 'fusebox hosts --help'.", "hosts: unknown command %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			hosts, err := c.Hosts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				if hosts == nil {
+					hosts = []fleet.HostStatus{}
+				}
+				return a.printJSON(hosts)
+			}
+			now := a.now()
+			t := newTable(a.stdout, "NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "FAILURES", "TRIPS", "NEXT PROBE", "LAST ERROR")
+			for _, h := range hosts {
+				next := ""
+				if h.Breaker.State == "open" || h.Breaker.State == "half-open" {
+					next = until(now, h.Breaker.NextProbeAt)
+				}
+				t.row(h.Name, string(h.State), h.Breaker.State, fmt.Sprintf("%d/%d", h.Running, h.Capacity),
+					strconv.Itoa(h.Breaker.ConsecutiveFailures), strconv.Itoa(h.Breaker.Trips), next, clip(h.LastError, 60))
+			}
+			return t.flush()
+		},
+	}
+	for _, act := range hostActions {
+		cmd.AddCommand(a.hostActionCommand(act, false))
+	}
+	cmd.AddCommand(a.hostTransitionsCommand())
+	return cmd
+}
+
+// hostActionCommand is "fusebox hosts ACTION NAME", or with top the alias
+// "fusebox ACTION NAME".
+func (a *app) hostActionCommand(act hostAction, top bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   act.name + " NAME",
+		Short: act.short,
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			h, err := act.do(c, cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(h)
+			}
+			fmt.Fprintf(a.stdout, act.done+"\n", h.Name)
+			return nil
+		},
+	}
+	if top {
+		cmd.Short += " (same as 'fusebox hosts " + act.name + "')"
+	}
+	return cmd
+}
+
+func (a *app) hostTransitionsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "transitions",
+		Short: "List recent breaker state changes of every host",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ts, err := c.HostTransitions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				if ts == nil {
+					ts = []fleet.Transition{}
+				}
+				return a.printJSON(ts)
+			}
+			t := newTable(a.stdout, "TIME", "HOST", "FROM", "TO")
+			for _, tr := range ts {
+				t.row(timestamp(tr.At), tr.Host, tr.From, tr.To)
+			}
+			return t.flush()
+		},
+	}
+}

@@ -1,0 +1,30 @@
+// Package api owns fusebox's HTTP API: the /v1 JSON endpoints, /healthz,
+// /metrics and the OpenAPI document served at /v1/openapi.json; bearer-token
+// authentication with roles; the mapping of fusebox's errors to HTTP
+// statuses; and the refusal to listen beyond loopback without tokens.
+//
+// It reaches the rest of fusebox only through two narrow interfaces declared
+// here, Service (jobs: the dispatcher satisfies it) and Fleet (hosts: the
+// fleet satisfies it), plus *metrics.Metrics. It must not import the
+// dispatcher, the fleet's implementation, the engine or the store's
+// implementation, and it keeps no job state of its own.
+//
+// The wire types (SubmitResponse, JobDetail, LogEvent, ErrorResponse, ...)
+// are declared here once and shared with internal/apiclient.
+//
+// Routes (role needed when tokens are configured):
+//
+//	GET  /healthz                         open
+//	GET  /v1/openapi.json                 open
+//	GET  /metrics                         read
+//	POST /v1/jobs                         submit
+//	GET  /v1/jobs                         read
+//	GET  /v1/jobs/{id}                    read
+//	GET  /v1/jobs/{id}/logs[?follow=true] read
+//	POST /v1/jobs/{id}/cancel             submit
+//	GET  /v1/queue                        read
+//	GET  /v1/hosts                        read
+//	GET  /v1/hosts/transitions            read
+//	GET  /v1/hosts/{name}                 read
+//	POST /v1/hosts/{name}/isolate         admin  (also drain, release, reset)
+package api

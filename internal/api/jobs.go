@@ -1,0 +1,162 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"fusebox/internal/job"
+	"fusebox/internal/store"
+)
+
+// Bounds of GET /v1/jobs?limit=.
+const (
+	listLimitDefault = 50
+	listLimitMax     = 1000
+)
+
+// submitJob: POST /v1/jobs.
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	spec, err := decodeSpec(r.Body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if spec.IdempotencyKey != "" && spec.IdempotencyKey != key {
+			s.writeError(w, r, badRequest("idempotency_key", "differs from the Idempotency-Key header (%q); send one or the other", key))
+			return
+		}
+		spec.IdempotencyKey = key
+	}
+	j, existed, err := s.svc.Submit(r.Context(), spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(j.ID))
+	writeJSON(w, status, SubmitResponse{Job: j, Existed: existed})
+}
+
+// listJobs: GET /v1/jobs?state=running&state=queued&host=h1&limit=50&before=<id>.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	p, err := parseListParams(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	jobs, err := s.svc.List(r.Context(), p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := JobList{Jobs: jobs}
+	if out.Jobs == nil {
+		out.Jobs = []*job.Job{}
+	}
+	if len(jobs) > 0 && len(jobs) >= p.Limit {
+		out.NextBefore = jobs[len(jobs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseListParams reads the query of GET /v1/jobs. States may be repeated
+// or comma-separated. Unknown parameters are refused, so that a typo
+// (?status=) does not silently list everything.
+func parseListParams(q url.Values) (store.JobListParams, error) {
+	p := store.JobListParams{Limit: listLimitDefault}
+	for k, vs := range q {
+		switch k {
+		case "state":
+			for _, v := range vs {
+				for st := range strings.SplitSeq(v, ",") {
+					st = strings.TrimSpace(st)
+					if st == "" {
+						continue
+					}
+					if !job.State(st).Valid() {
+						return p, badRequest("state", "unknown state %q: use one of %s", st, stateNames())
+					}
+					p.States = append(p.States, job.State(st))
+				}
+			}
+		case "host":
+			p.Host = vs[len(vs)-1]
+		case "before":
+			p.BeforeID = vs[len(vs)-1]
+		case "limit":
+			n, err := strconv.Atoi(vs[len(vs)-1])
+			if err != nil || n < 1 || n > listLimitMax {
+				return p, badRequest("limit", "must be an integer from 1 to %d (got %q)", listLimitMax, vs[len(vs)-1])
+			}
+			p.Limit = n
+		default:
+			return p, badRequest(k, "unknown query parameter %q: use state, host, limit or before", k)
+		}
+	}
+	return p, nil
+}
+
+func stateNames() string {
+	names := make([]string, len(job.States))
+	for i, s := range job.States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// getJob: GET /v1/jobs/{id}, with its transitions and attempts.
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	j, err := s.svc.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ts, err := s.svc.Transitions(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	as, err := s.svc.Attempts(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ts == nil {
+		ts = []job.Transition{}
+	}
+	if as == nil {
+		as = []job.Attempt{}
+	}
+	writeJSON(w, http.StatusOK, JobDetail{Job: j, Transitions: ts, Attempts: as})
+}
+
+// cancelJob: POST /v1/jobs/{id}/cancel.
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.svc.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// queue: GET /v1/queue.
+func (s *Server) queue(w http.ResponseWriter, r *http.Request) {
+	st, err := s.svc.QueueStats(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if st.ByState == nil {
+		st.ByState = map[job.State]int{}
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,431 @@
+// Package apiclient is the Go client of fusebox's HTTP API, used by the CLI
+// and by end-to-end tests. It has one method per endpoint, a Wait that
+// polls a job until it ends, and turns every error the server answers into
+// an *Error that errors.Is matches against the job package's sentinels
+// (job.ErrNotFound, job.ErrQueueFull, ...).
+//
+// It owns only the client side of the wire format; the types themselves are
+// declared once, in internal/api. It must not import the dispatcher, the
+// fleet's implementation, the store's implementation or the engine.
+package apiclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"fusebox/internal/api"
+	"fusebox/internal/fleet"
+	"fusebox/internal/job"
+	"fusebox/internal/store"
+)
+
+// Defaults of Client.
+const (
+	TimeoutDefault         = 30 * time.Second
+	PollIntervalDefault    = 250 * time.Millisecond
+	MaxPollIntervalDefault = time.Second
+)
+
+// Client talks to one fusebox server. Its fields may be changed before the
+// first call; it is safe for concurrent use after that.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:7070
+	Token   string // bearer token; "" for none
+	// HTTPClient makes the requests; http.DefaultClient if nil.
+	HTTPClient *http.Client
+	// Timeout bounds each request but log follows (TimeoutDefault if 0;
+	// negative: no bound beyond the context).
+	Timeout time.Duration
+	// PollInterval is Wait's first interval between polls; it grows to
+	// MaxPollInterval while nothing changes.
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
+}
+
+// New returns a client of the server at baseURL, sending token (if not "")
+// as a bearer token.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token}
+}
+
+// Error is an error the server answered with.
+type Error struct {
+	Status     int    // HTTP status
+	Code       string // api.Code... ("" when the body was not fusebox's)
+	Message    string
+	Field      string        // the first bad field, for 400s
+	Problems   []api.Problem // every bad field, for 400s
+	RetryAfter time.Duration // from Retry-After, for 429s
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("server answered %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return e.Message
+}
+
+// Is matches the job package's sentinel errors and api.ErrHostNotFound, by
+// the error code, or by the status when the server sent no code.
+func (e *Error) Is(target error) bool {
+	switch e.Code {
+	case api.CodeNotFound:
+		return target == job.ErrNotFound
+	case api.CodeHostNotFound:
+		return target == api.ErrHostNotFound
+	case api.CodeQueueFull:
+		return target == job.ErrQueueFull
+	case api.CodeDuplicate:
+		return target == job.ErrDuplicate
+	case api.CodeTerminal:
+		return target == job.ErrTerminal
+	case api.CodeConflict:
+		return target == job.ErrConflict
+	case api.CodeInvalid:
+		return target == job.ErrInvalid
+	case "":
+		switch e.Status {
+		case http.StatusNotFound:
+			return target == job.ErrNotFound
+		case http.StatusTooManyRequests:
+			return target == job.ErrQueueFull
+		case http.StatusBadRequest:
+			return target == job.ErrInvalid
+		}
+	}
+	return false
+}
+
+// ConnError is a failure to reach the server at all.
+type ConnError struct {
+	URL string
+	Err error
+}
+
+func (e *ConnError) Error() string {
+	return fmt.Sprintf("cannot reach fusebox at %s: %v", e.URL, e.Err)
+}
+func (e *ConnError) Unwrap() error { return e.Err }
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+// request builds a request for path (with query) and body (JSON-encoded
+// when not nil).
+func (c *Client) request(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
+	u := c.BaseURL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("apiclient: encoding request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return req, nil
+}
+
+// send sends req and returns the response when its status is 2xx, else an
+// *Error (the body closed).
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	res, err := c.httpClient().Do(req)
+	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, ctxErr)
+		}
+		return nil, &ConnError{URL: c.BaseURL, Err: unwrapURLError(err)}
+	}
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		return res, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	e := &Error{Status: res.StatusCode}
+	var body api.ErrorResponse
+	if json.Unmarshal(b, &body) == nil && body.Error != "" {
+		e.Code, e.Message, e.Field, e.Problems = body.Code, body.Error, body.Field, body.Problems
+	} else if s := strings.TrimSpace(string(b)); s != "" && len(s) < 200 {
+		e.Message = fmt.Sprintf("server answered %d: %s", res.StatusCode, s)
+	}
+	if ra := res.Header.Get("Retry-After"); ra != "" {
+		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		} else if t, err := http.ParseTime(ra); err == nil {
+			e.RetryAfter = max(0, time.Until(t))
+		}
+	}
+	return nil, e
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// do makes a bounded request and decodes a JSON answer into out (if not
+// nil). It returns the status.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) (int, error) {
+	return c.doHeader(ctx, method, path, q, body, nil, out)
+}
+
+func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values, body any, header http.Header, out any) (int, error) {
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = TimeoutDefault
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	req, err := c.request(ctx, method, path, q, body)
+	if err != nil {
+		return 0, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	res, err := c.send(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			return res.StatusCode, fmt.Errorf("apiclient: %s %s: decoding answer: %w", method, path, err)
+		}
+	}
+	return res.StatusCode, nil
+}
+
+func jobPath(id string, rest ...string) string {
+	return "/v1/jobs/" + url.PathEscape(id) + strings.Join(rest, "")
+}
+
+func hostPath(name string, rest ...string) string {
+	return "/v1/hosts/" + url.PathEscape(name) + strings.Join(rest, "")
+}
+
+// Submit submits spec. existed is true when its idempotency key matched a
+// job already submitted with the same spec (that job is returned).
+func (c *Client) Submit(ctx context.Context, spec job.Spec) (j *job.Job, existed bool, err error) {
+	var out api.SubmitResponse
+	if _, err := c.do(ctx, http.MethodPost, "/v1/jobs", nil, spec, &out); err != nil {
+		return nil, false, err
+	}
+	return out.Job, out.Existed, nil
+}
+
+// Get returns a job with its transitions and attempts.
+func (c *Client) Get(ctx context.Context, id string) (*api.JobDetail, error) {
+	var out api.JobDetail
+	if _, err := c.do(ctx, http.MethodGet, jobPath(id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// List returns jobs matching p, newest first. To page, pass the last job's
+// ID as p.BeforeID.
+func (c *Client) List(ctx context.Context, p store.JobListParams) ([]*job.Job, error) {
+	q := url.Values{}
+	for _, s := range p.States {
+		q.Add("state", string(s))
+	}
+	if p.Host != "" {
+		q.Set("host", p.Host)
+	}
+	if p.BeforeID != "" {
+		q.Set("before", p.BeforeID)
+	}
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	var out api.JobList
+	if _, err := c.do(ctx, http.MethodGet, "/v1/jobs", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Jobs, nil
+}
+
+// Logs returns a job's collected output. Before any is collected it returns
+// an *Error with Code api.CodeNoLogs.
+func (c *Client) Logs(ctx context.Context, id string) (job.Logs, error) {
+	var out api.LogsResponse
+	if _, err := c.do(ctx, http.MethodGet, jobPath(id, "/logs"), nil, nil, &out); err != nil {
+		return job.Logs{}, err
+	}
+	return job.Logs{Stdout: []byte(out.Stdout), Stderr: []byte(out.Stderr), Truncated: out.Truncated}, nil
+}
+
+// FollowLogEvents calls fn with each event of a log follow, the end event
+// included, until the job ends, ctx is done, or fn returns an error. An
+// error event from the server, or a stream cut before its end, is an error.
+func (c *Client) FollowLogEvents(ctx context.Context, id string, fn func(api.LogEvent) error) error {
+	req, err := c.request(ctx, http.MethodGet, jobPath(id, "/logs"), url.Values{"follow": {"true"}}, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	res, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var ev api.LogEvent
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return fmt.Errorf("apiclient: following logs of job %s: bad event %q: %w", id, line, err)
+		}
+		if ev.Error != "" {
+			return fmt.Errorf("following logs of job %s: %s", id, ev.Error)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+		if ev.End {
+			return nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("following logs of job %s: %w", id, err)
+	}
+	return fmt.Errorf("following logs of job %s: the stream ended before the job did", id)
+}
+
+// FollowLogs copies a job's output to stdout and stderr as it is written,
+// until the job ends. For a finished job it copies the collected output.
+func (c *Client) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	return c.FollowLogEvents(ctx, id, func(ev api.LogEvent) error {
+		var w io.Writer
+		switch ev.Stream {
+		case "stdout":
+			w = stdout
+		case "stderr":
+			w = stderr
+		default:
+			return nil
+		}
+		_, err := io.WriteString(w, ev.Data)
+		return err
+	})
+}
+
+// Cancel cancels a job (a running one is marked CancelRequested and
+// stopped). job.ErrTerminal if it has already finished.
+func (c *Client) Cancel(ctx context.Context, id string) (*job.Job, error) {
+	var out job.Job
+	if _, err := c.do(ctx, http.MethodPost, jobPath(id, "/cancel"), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Queue returns the queue's counts.
+func (c *Client) Queue(ctx context.Context) (api.QueueStats, error) {
+	var out api.QueueStats
+	_, err := c.do(ctx, http.MethodGet, "/v1/queue", nil, nil, &out)
+	return out, err
+}
+
+// Hosts returns every host.
+func (c *Client) Hosts(ctx context.Context) ([]fleet.HostStatus, error) {
+	var out api.HostList
+	if _, err := c.do(ctx, http.MethodGet, "/v1/hosts", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Hosts, nil
+}
+
+// Host returns one host; api.ErrHostNotFound (through errors.Is) if none
+// has that name.
+func (c *Client) Host(ctx context.Context, name string) (*fleet.HostStatus, error) {
+	var out api.HostResponse
+	if _, err := c.do(ctx, http.MethodGet, hostPath(name), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out.Host, nil
+}
+
+// HostTransitions returns the recent breaker transitions of every host.
+func (c *Client) HostTransitions(ctx context.Context) ([]fleet.Transition, error) {
+	var out api.HostTransitionList
+	if _, err := c.do(ctx, http.MethodGet, "/v1/hosts/transitions", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Transitions, nil
+}
+
+func (c *Client) hostAction(ctx context.Context, name, action string) (*fleet.HostStatus, error) {
+	var out api.HostResponse
+	if _, err := c.do(ctx, http.MethodPost, hostPath(name, "/", action), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out.Host, nil
+}
+
+// Isolate forces a host's breaker open; it returns the host after.
+func (c *Client) Isolate(ctx context.Context, name string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "isolate")
+}
+
+// Drain stops placing jobs on a host; running ones finish.
+func (c *Client) Drain(ctx context.Context, name string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "drain")
+}
+
+// Release undoes Isolate or Drain.
+func (c *Client) Release(ctx context.Context, name string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "release")
+}
+
+// Reset closes a host's breaker and clears its counts.
+func (c *Client) Reset(ctx context.Context, name string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "reset")
+}
+
+// Health checks GET /healthz.
+func (c *Client) Health(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+	return err
+}
