@@ -116,12 +116,6 @@ func (r *rig) stop() {
 	r.d = nil
 }
 
-// restart stops the dispatcher and starts a new one on the same database.
-func (r *rig) restart() {
-	r.stop()
-	r.start()
-}
-
 func (r *rig) spec(args ...string) job.Spec {
 	return job.Spec{Image: r.img.Ref, Command: append([]string{testjob}, args...)}
 }

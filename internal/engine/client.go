@@ -125,7 +125,9 @@ func New(cfg Config) (*Client, error) {
 }
 
 func newAPIClient(cfg Config, timeout time.Duration) (*client.Client, error) {
-	opts := []client.Opt{client.WithAPIVersionNegotiation(), client.WithUserAgent("fusebox")}
+	// API-version negotiation is on by default in this client: it speaks
+	// to Docker 20.10 (API 1.41) as well as current engines.
+	opts := []client.Opt{client.WithUserAgent("fusebox")}
 	if cfg.TLS != nil {
 		tc, err := tlsConfig(cfg.TLS)
 		if err != nil {
