@@ -143,12 +143,30 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer s.Dispatcher.Stop()
+	go s.publishHostStates(ctx)
 	s.Logger.Info("fusebox serving", "addr", ln.Addr().String(), "hosts", len(s.Fleet.Hosts()), "max_queued", s.Config.Queue.MaxQueuedJobs)
 	err := s.API.Serve(ctx, ln)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// publishHostStates keeps the fusebox_host_state gauges current (a host's
+// state also moves with its health checks, not only with its breaker).
+func (s *Server) publishHostStates(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, h := range s.Fleet.Statuses() {
+			s.Metrics.HostUp(h.Name, string(h.State))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // service adapts the dispatcher to the API's Service.
