@@ -43,6 +43,7 @@ type rigOptions struct {
 	capacity int
 	health   fleet.HealthConfig
 	breaker  breaker.Settings
+	noHealth bool // no background health checks: the breakers see only job traffic
 }
 
 func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
@@ -52,7 +53,7 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 		o.capacity = 4
 	}
 	if o.health.Interval == 0 {
-		o.health = fleet.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond, Jitter: 0.1}
+		o.health = fleet.HealthConfig{Interval: 100 * time.Millisecond, Timeout: time.Second, Jitter: 0.1}
 	}
 	if o.breaker.ConsecutiveFailures == 0 {
 		o.breaker = breaker.Settings{ConsecutiveFailures: 3, OpenDuration: time.Second, MaxOpenDuration: 2 * time.Second, Jitter: -1}
@@ -65,6 +66,7 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 		})
 	}
 	r.fcfg.Health = o.health
+	r.fcfg.DisableHealthChecks = o.noHealth
 	r.fcfg.Breaker = o.breaker
 	r.dcfg = o.dispatch
 	if r.dcfg.PollInterval == 0 {

@@ -34,7 +34,7 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 	}
 	f, err := fleet.New(fleet.Config{
 		Hosts:   hosts,
-		Health:  fleet.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, Jitter: 0.1},
+		Health:  fleet.HealthConfig{Interval: 100 * time.Millisecond, Timeout: time.Second, Jitter: 0.1},
 		Breaker: breaker.Settings{ConsecutiveFailures: 2, OpenDuration: 500 * time.Millisecond, Jitter: -1},
 	})
 	if err != nil {

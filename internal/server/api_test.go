@@ -30,8 +30,8 @@ func startInProcess(t *testing.T, engines *enginetest.Fleet, edit func(*config.C
 		h.NetworkMode = "none"
 		cfg.Hosts = append(cfg.Hosts, h)
 	}
-	cfg.HealthCheck.Interval = 200 * time.Millisecond
-	cfg.HealthCheck.Timeout = 200 * time.Millisecond
+	cfg.HealthCheck.Interval = 500 * time.Millisecond
+	cfg.HealthCheck.Timeout = 500 * time.Millisecond
 	cfg.PollInterval = 200 * time.Millisecond
 	if edit != nil {
 		edit(cfg)
@@ -132,8 +132,10 @@ func TestQueueFullOverHTTP(t *testing.T) {
 	if _, err := api.Release(ctx, engines.Engines[0].Name); err != nil {
 		t.Fatal(err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for _, j := range jobs {
-		final, err := api.Wait(ctx, j.ID, nil)
+		final, err := api.Wait(wctx, j.ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
