@@ -357,3 +357,43 @@ func BenchmarkRoundTrip(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 }
+
+// A daemon whose runtime is broken answers ping and create but fails every
+// start (nomad#11888). Docker 20.10 even answers that start with a 400, as
+// if the job were at fault (its error text mentions a missing file): no
+// status code tells this host apart, which is why the fleet runs canary
+// containers.
+func TestBrokenRuntimeAnswersPingButFailsEveryStart(t *testing.T) {
+	f := enginetest.ForTest(t, 1)
+	enginetest.RequireFaults(t, f)
+	e := f.Engines[0]
+	img := enginetest.TestImage(t)
+	ctx := context.Background()
+	if err := e.BreakStarts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, e, "", engine.Timeouts{})
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("ping on the broken engine: %v", err)
+	}
+	id, err := c.Create(ctx, engine.ContainerSpec{Name: uniq(t), Image: img.Ref, Cmd: []string{testjob, "exit", "0"}})
+	if err != nil {
+		t.Fatalf("create on the broken engine: %v", err)
+	}
+	err = c.Start(ctx, id)
+	if err == nil {
+		t.Fatal("start on a broken runtime succeeded")
+	}
+	t.Logf("start on a broken runtime (%s): %v", engine.ClassOf(err), err)
+	if err := e.FixStarts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newClient(t, e, "", engine.Timeouts{})
+	id, err = c2.Create(ctx, engine.ContainerSpec{Name: uniq(t), Image: img.Ref, Cmd: []string{testjob, "exit", "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Start(ctx, id); err != nil {
+		t.Fatalf("start after FixStarts: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -326,11 +327,21 @@ func (e *Engine) dockerdArgs() []string {
 // keeps its identity (the engine ID in /info) in /etc/docker/key.json
 // unless told otherwise: every engine would have the same ID, and engines
 // starting in parallel on a fresh machine would race to create the file.
-func daemonJSON(dir string) []byte {
+func daemonJSON(dir string) []byte { return daemonJSONWith(dir, false) }
+
+// daemonJSONWith is daemonJSON, with brokenStarts making every container
+// start fail (see BreakStarts).
+func daemonJSONWith(dir string, brokenStarts bool) []byte {
+	cfg := map[string]any{}
 	if v := dockerdMajor(); v > 0 && v < 23 {
-		return fmt.Appendf(nil, "{\"deprecated-key-path\": %q}\n", filepath.Join(dir, "key.json"))
+		cfg["deprecated-key-path"] = filepath.Join(dir, "key.json")
 	}
-	return []byte("{}\n")
+	if brokenStarts {
+		cfg["runtimes"] = map[string]any{"broken": map[string]string{"path": "/bin/false"}}
+		cfg["default-runtime"] = "broken"
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	return append(b, '\n')
 }
 
 var dockerdVersion struct {

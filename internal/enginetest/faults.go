@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -97,4 +99,23 @@ func (e *Engine) ClearFaults() error {
 	}
 	e.proxy.Toxics.ResetToxics(context.Background())
 	return nil
+}
+
+// BreakStarts restarts the engine with a default container runtime that
+// fails every start, while the daemon goes on answering ping, inspect and
+// create: the host that looks healthy and runs nothing (nomad#11888). Images
+// and containers survive; FixStarts undoes it.
+func (e *Engine) BreakStarts(ctx context.Context) error { return e.setBrokenStarts(ctx, true) }
+
+// FixStarts restarts the engine with its normal runtime.
+func (e *Engine) FixStarts(ctx context.Context) error { return e.setBrokenStarts(ctx, false) }
+
+func (e *Engine) setBrokenStarts(ctx context.Context, broken bool) error {
+	if err := e.private("break starts"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(e.Dir, "daemon.json"), daemonJSONWith(e.Dir, broken), 0o644); err != nil {
+		return fmt.Errorf("enginetest: %s: %w", e, err)
+	}
+	return e.Restart(ctx)
 }

@@ -22,6 +22,13 @@
 // Monitoring calls are breaker calls too; only host faults count as
 // failures (engine.ClassHost).
 //
+// A daemon can answer ping and still fail every start (nomad#11888), and
+// Docker 20.10 even blames such a start on the request (400). With canaries
+// enabled, each host periodically starts a known-good container; while a
+// host's canary fails it gets no jobs (placement skips it, its status is
+// degraded) and the failure counts against its breaker; the canary runs at
+// every health check until it passes again.
+//
 // This package must not touch the store or job state: it says where a job
 // can run and how each host is doing; the dispatcher decides what happens to
 // jobs.

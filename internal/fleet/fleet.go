@@ -32,6 +32,7 @@ type HealthConfig struct {
 	HealthyThreshold   int           // consecutive good checks before degraded -> healthy; default 2
 	UnhealthyThreshold int           // consecutive failed checks that mark the host degraded; default 3
 	SlowThreshold      time.Duration // a check slower than this marks the host degraded; default Timeout/2
+	Canary             CanaryConfig
 }
 
 // Defaults of HealthConfig.
@@ -63,6 +64,7 @@ func (h HealthConfig) withDefaults() HealthConfig {
 	if h.SlowThreshold <= 0 {
 		h.SlowThreshold = h.Timeout / 2
 	}
+	h.Canary = h.Canary.withDefaults()
 	return h
 }
 

@@ -21,7 +21,9 @@ func (f *Fleet) healthLoop(ctx context.Context, h *Host) {
 			return
 		case <-t.C:
 		}
-		f.CheckNow(ctx, h)
+		if f.CheckNow(ctx, h) == nil && f.canaryDue(h) {
+			f.RunCanary(ctx, h)
+		}
 		next := jitter(f.cfg.Health.Interval, f.cfg.Health.Jitter)
 		snap := h.br.Snapshot()
 		if snap.State == breaker.StateOpen && !snap.NextProbeAt.IsZero() {

@@ -86,3 +86,69 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 		t.Fatalf("transitions %+v: want open, then half-open -> closed", f.Transitions())
 	}
 }
+
+// A host that answers ping but cannot start containers (its runtime is
+// broken) passes every health check; only the canary catches it. While its
+// canary fails it gets no jobs, and when a canary passes it takes jobs
+// again.
+func TestCanaryKeepsJobsOffAHostThatCannotStartContainers(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	enginetest.RequireFaults(t, engines)
+	img := enginetest.TestImage(t)
+	var hosts []fleet.HostConfig
+	for _, e := range engines.Engines {
+		hosts = append(hosts, fleet.HostConfig{Name: e.Name, Engine: engine.Config{Address: e.UnixHost(), NetworkMode: "none"}})
+	}
+	f, err := fleet.New(fleet.Config{
+		Hosts: hosts,
+		Health: fleet.HealthConfig{Interval: 200 * time.Millisecond, Timeout: time.Second,
+			Canary: fleet.CanaryConfig{Enabled: true, Image: img.Ref, Interval: time.Hour, Timeout: 20 * time.Second}},
+		Breaker: breaker.Settings{ConsecutiveFailures: 5, OpenDuration: time.Second, Jitter: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := engines.Engines[0]
+	if err := broken.BreakStarts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	h := f.Host(broken.Name)
+	eventually(t, 30*time.Second, "the broken host's canary to fail", h.CanaryFailing)
+	if st := h.Status(); st.State != fleet.HostDegraded {
+		t.Fatalf("broken host status %+v", st)
+	}
+	for range 5 {
+		l, err := f.Place(fleet.Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Host().Name() == broken.Name {
+			t.Fatal("a job was placed on the host whose canary fails")
+		}
+		l.Done(nil)
+		l.Host().Release()
+	}
+	if f.Host(engines.Engines[1].Name).CanaryFailing() {
+		t.Fatal("the healthy host's canary failed")
+	}
+	if err := broken.FixStarts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the repaired host's canary to pass", func() bool { return !h.CanaryFailing() })
+	placed := false
+	for range 4 {
+		l, err := f.Place(fleet.Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = placed || l.Host().Name() == broken.Name
+		l.Done(nil)
+	}
+	if !placed {
+		t.Fatal("the repaired host took no job")
+	}
+}

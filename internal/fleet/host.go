@@ -24,15 +24,18 @@ type Host struct {
 	placed   atomic.Int64
 	draining atomic.Bool
 
-	mu         sync.Mutex
-	lastCheck  time.Time
-	lastErr    string
-	latency    time.Duration
-	okStreak   int
-	failStreak int
-	recovering bool            // a check failed; not yet HealthyThreshold good ones since
-	images     map[string]bool // images known to be present
-	health     HealthConfig
+	mu            sync.Mutex
+	lastCheck     time.Time
+	lastErr       string
+	latency       time.Duration
+	okStreak      int
+	failStreak    int
+	recovering    bool      // a check failed; not yet HealthyThreshold good ones since
+	canaryAt      time.Time // last canary run
+	canaryFailing bool      // the last canary could not run: no jobs go here
+	canaryErr     string
+	images        map[string]bool // images known to be present
+	health        HealthConfig
 }
 
 // Name returns the host's name.
@@ -143,6 +146,7 @@ func (h *Host) Status() HostStatus {
 		Latency:   h.latency,
 	}
 	failStreak, recovering := h.failStreak, h.recovering
+	canaryFailing, canaryErr := h.canaryFailing, h.canaryErr
 	h.mu.Unlock()
 	st.Breaker = BreakerStatus{
 		State:               snap.State.String(),
@@ -165,6 +169,8 @@ func (h *Host) Status() HostStatus {
 		switch {
 		case h.draining.Load():
 			st.State, st.Reason = HostDraining, "draining: no new jobs"
+		case canaryFailing:
+			st.State, st.Reason = HostDegraded, "canary failing, no jobs placed: "+canaryErr
 		case failStreak >= h.health.UnhealthyThreshold:
 			st.State, st.Reason = HostDegraded, "health checks failing"
 		case failStreak > 0 || recovering:
@@ -176,4 +182,11 @@ func (h *Host) Status() HostStatus {
 		}
 	}
 	return st
+}
+
+// CanaryFailing reports whether the host's last canary failed.
+func (h *Host) CanaryFailing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.canaryFailing
 }

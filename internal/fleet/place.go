@@ -88,6 +88,10 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			reasons[h.Name()] = "draining"
 			continue
 		}
+		if h.CanaryFailing() {
+			reasons[h.Name()] = "canary failing"
+			continue
+		}
 		snap := h.br.Snapshot()
 		switch snap.State {
 		case breaker.StateForcedOpen:

@@ -53,6 +53,11 @@ func fleetConfig(c *config.Config) fleet.Config {
 			Jitter:             c.HealthCheck.Jitter,
 			HealthyThreshold:   c.HealthCheck.HealthyThreshold,
 			UnhealthyThreshold: c.HealthCheck.UnhealthyThreshold,
+			Canary: fleet.CanaryConfig{
+				Enabled:  c.HealthCheck.Canary.Enabled,
+				Image:    c.HealthCheck.Canary.Image,
+				Interval: c.HealthCheck.Canary.Interval,
+			},
 		},
 		BreakersDisabled: !c.CircuitBreaker.Enabled,
 	}
