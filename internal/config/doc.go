@@ -86,7 +86,7 @@
 //	graceful_degradation:
 //	  enabled: true              # queue instead of failing when no host can take a job,
 //	                             # defer log collection, stretch status polls
-//	  max_ejected_percent: 50    # most hosts ejected on slowness alone, 0..100
+//	  max_ejected_percent: 50    # most hosts ejected on slowness alone, 0..100 (not enforced yet)
 //	retry:                       # default per job; a job may override it
 //	  max_attempts: 3            # >= 1
 //	  backoff: 1s                # first backoff, > 0

@@ -36,8 +36,13 @@ type Config struct {
 	LostPolicy        LostPolicy    // default reschedule
 	ReconcileInterval time.Duration // sweep for dangling containers; default 1m
 	RetryAfter        time.Duration // hint given with ErrQueueFull; default 5s
-	Logger            *slog.Logger
-	Hooks             Hooks
+	// FailWhenNoHost fails a job at once when no host can take it because
+	// every matching host is out (open, isolated, draining, canary failing),
+	// instead of queueing it: graceful_degradation.enabled = false. Full
+	// hosts still mean waiting.
+	FailWhenNoHost bool
+	Logger         *slog.Logger
+	Hooks          Hooks
 }
 
 // Hooks let the owner observe the dispatcher (metrics, alerts). Each may be
@@ -247,6 +252,18 @@ func (d *Dispatcher) place(ctx context.Context, j *job.Job) bool {
 	}
 	lease, err := d.fleet.Place(fleet.Request{Constraints: j.Spec.Constraints, Image: j.Spec.Image, Avoid: avoid})
 	if err != nil {
+		var nh *fleet.NoHostError
+		if d.cfg.FailWhenNoHost && errors.As(err, &nh) && !nh.AnyFull() {
+			now := time.Now()
+			nj, terr := d.store.JobTransition(ctx, store.JobTransitionParams{
+				ID: j.ID, From: []job.State{job.StateQueued}, To: job.StateFailed, Now: now, FinishedAt: &now,
+				Reason: err.Error() + "; not queued: graceful degradation is off",
+			})
+			if terr == nil {
+				d.finished(nj)
+			}
+			return false
+		}
 		reason := "waiting for a host: " + err.Error()
 		if j.Reason != reason {
 			_, terr := d.store.JobTransition(ctx, store.JobTransitionParams{

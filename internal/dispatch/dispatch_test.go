@@ -301,3 +301,22 @@ func TestHungHostTripsAloneAndJobsFailOver(t *testing.T) {
 		return j.Host == hung
 	})
 }
+
+// With graceful degradation off, a job that no host can take because every
+// host is out fails at once instead of waiting.
+func TestWithoutGracefulDegradationAJobWithNoHostFails(t *testing.T) {
+	r := newRig(t, enginetest.Shared(t, 2), rigOptions{dispatch: dispatch.Config{FailWhenNoHost: true}})
+	for _, h := range r.fleet.Hosts() {
+		r.fleet.Isolate(h.Name())
+	}
+	j := r.wait(r.submit(r.spec("exit", "0")).ID, 10*time.Second)
+	if j.State != job.StateFailed || j.Attempt != 0 || !strings.Contains(j.Reason, "graceful degradation is off") {
+		t.Fatalf("%+v", j)
+	}
+	for _, h := range r.fleet.Hosts() {
+		r.fleet.Release(h.Name())
+	}
+	if j := r.wait(r.submit(r.spec("exit", "0")).ID, 30*time.Second); j.State != job.StateSucceeded {
+		t.Fatalf("after release: %+v", j)
+	}
+}

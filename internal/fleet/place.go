@@ -62,6 +62,19 @@ func (e *NoHostError) Error() string {
 
 func (e *NoHostError) Is(target error) bool { return target == ErrNoHost }
 
+// AnyFull reports whether some host was refused only for being full (the
+// job would fit once a slot frees).
+func (e *NoHostError) AnyFull() bool {
+	for _, r := range e.Reasons {
+		if r == reasonFull {
+			return true
+		}
+	}
+	return false
+}
+
+const reasonFull = "full"
+
 // Place picks a host for req and leases it. The rules, in order: the host
 // must carry the constraint labels, not be draining or isolated, have a
 // free capacity slot, and have a closed breaker (an open host gets no jobs;
@@ -111,7 +124,7 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 		}
 		n := h.Running()
 		if n >= h.cfg.Capacity {
-			reasons[h.Name()] = "full" // no counts: the reason is stored when it changes
+			reasons[h.Name()] = reasonFull // no counts: the reason is stored when it changes
 			continue
 		}
 		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image), avoid: h.Name() == req.Avoid})
@@ -141,7 +154,7 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 		// slot cannot both win.
 		if int(c.h.running.Add(1)) > c.h.cfg.Capacity {
 			c.h.running.Add(-1)
-			reasons[c.h.Name()] = "full"
+			reasons[c.h.Name()] = reasonFull
 			continue
 		}
 		tok, err := c.h.br.Allow(context.Background())

@@ -84,5 +84,8 @@ func dispatchConfig(c *config.Config) dispatch.Config {
 		StopGrace:    c.StopGracePeriod,
 		LostAfter:    c.LostHost.After,
 		LostPolicy:   dispatch.LostPolicy(c.LostHost.Policy),
+		// Without graceful degradation a job no host can take fails at
+		// once, as the systems fusebox replaces did.
+		FailWhenNoHost: !c.GracefulDegradation.Enabled,
 	}
 }
