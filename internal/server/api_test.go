@@ -129,6 +129,22 @@ func TestQueueFullOverHTTP(t *testing.T) {
 	if len(jobs) != 2 {
 		t.Fatalf("%d jobs stored, want the 2 accepted", len(jobs))
 	}
+	// The metrics say so too.
+	mresp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		"fusebox_queue_capacity 2", "fusebox_queue_depth 2", "fusebox_jobs_submitted_total 2",
+		`fusebox_jobs_rejected_total{reason="queue_full"} 1`,
+		`fusebox_breaker_state{host="` + engines.Engines[0].Name + `"} 0`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
 	if _, err := api.Release(ctx, engines.Engines[0].Name); err != nil {
 		t.Fatal(err)
 	}
