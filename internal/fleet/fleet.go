@@ -76,8 +76,9 @@ type Config struct {
 	// DisableHealthChecks turns the background checks off (tests that drive
 	// checks by hand with CheckNow).
 	DisableHealthChecks bool
-	// BreakersDisabled keeps every host breaker in the disabled state
-	// (always closed, still counting): circuit_breaker.enabled = false.
+	// BreakersDisabled keeps every host breaker in the metrics-only state
+	// (never rejects, still counts, so the counts stay visible):
+	// circuit_breaker.enabled = false.
 	BreakersDisabled bool
 	Logger           *slog.Logger
 	// OnTransition is called, outside any lock and in order per host, after
@@ -155,7 +156,7 @@ func New(cfg Config) (*Fleet, error) {
 		}
 		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health}
 		if cfg.BreakersDisabled {
-			h.br.Disable()
+			h.br.MetricsOnly()
 		}
 		f.hosts = append(f.hosts, h)
 		f.byName[hc.Name] = h
@@ -311,7 +312,7 @@ func (f *Fleet) Release(name string) error {
 	}
 	h.draining.Store(false)
 	if f.cfg.BreakersDisabled {
-		h.br.Disable()
+		h.br.MetricsOnly()
 	} else {
 		h.br.Release()
 	}
