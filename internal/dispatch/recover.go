@@ -101,7 +101,7 @@ func (d *Dispatcher) reconcileLoop(ctx context.Context) {
 // does not know. It does nothing while h's breaker is not closed: an
 // unreachable host's containers are dealt with when it is back.
 func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
-	if h.Breaker().Snapshot().State != breaker.StateClosed {
+	if !h.Up() {
 		return 0
 	}
 	var cts []*engine.Container

@@ -47,7 +47,7 @@ func (c CanaryConfig) withDefaults() CanaryConfig {
 // every health check while its last canary failed (so it comes back fast).
 func (f *Fleet) canaryDue(h *Host) bool {
 	c := f.cfg.Health.Canary
-	if !c.Enabled || h.br.State() != breaker.StateClosed {
+	if !c.Enabled || !h.Up() {
 		return false
 	}
 	h.mu.Lock()

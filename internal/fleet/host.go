@@ -92,6 +92,17 @@ func (h *Host) CallBackground(ctx context.Context, fn func(ctx context.Context, 
 	return err
 }
 
+// Up reports whether the host's breaker lets every call through: closed,
+// or switched to disabled or metrics-only by configuration. Background
+// work that must not run against a host that may be down checks this.
+func (h *Host) Up() bool {
+	switch h.br.State() {
+	case breaker.StateClosed, breaker.StateDisabled, breaker.StateMetricsOnly:
+		return true
+	}
+	return false
+}
+
 // Available reports whether the breaker would let a call through now
 // (without taking a probe slot).
 func (h *Host) Available() bool {
