@@ -5,7 +5,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Packages whose tests run with the race detector (the concurrent ones).
 RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/...
 
-.PHONY: all build deps demo test test-race test-short bench lint fmt clean
+.PHONY: all build deps demo test test-short bench lint fmt clean
 
 all: build
 
@@ -15,10 +15,12 @@ build:
 deps:
 	@./scripts/deps.sh
 
-# The failover story: three private engines, a stream of jobs, one host hung
-# and brought back, and a summary.
+# Three private engines: one job run directly on each with `fusebox run
+# --host`, then the failover story: a stream of jobs, one host hung and
+# brought back, and a summary.
 demo: deps
-	$(GO) run ./cmd/fusebox-demo
+	$(GO) build -o bin/ ./cmd/fusebox ./cmd/fusebox-demo
+	./bin/fusebox-demo -fusebox ./bin/fusebox
 
 # Everything, against real Docker engines (started privately, as root).
 test: deps
@@ -30,7 +32,7 @@ test-short:
 	$(GO) test -count=1 -short ./...
 
 bench: bench-breaker
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/fleet/... ./internal/dispatch/...
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/engine/...
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting (make fmt)"; exit 1; }

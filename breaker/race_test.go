@@ -84,35 +84,44 @@ func hammer(t *testing.T, s Settings) {
 	stop := make(chan struct{})
 
 	var wg sync.WaitGroup
-	// The operator.
+	// A reader takes snapshots all along.
 	wg.Go(func() {
-		for i := 0; ; i++ {
+		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			switch i % 500 {
-			case 100:
-				b.Isolate()
-			case 110:
-				b.Release()
-			case 300:
-				b.MetricsOnly()
-			case 320:
-				b.Release()
-			case 400:
-				b.Reset()
-			}
 			_ = b.Snapshot()
 			runtime.Gosched()
 		}
 	})
+	// The operator flips manual states, paced by the calls (worker 0's
+	// progress), not by its own speed: on a loaded machine a goroutine of
+	// its own could isolate the breaker and not run again until every call
+	// had been rejected.
+	operate := func(i int) {
+		switch i % 500 {
+		case 100:
+			b.Isolate()
+		case 110:
+			b.Release()
+		case 300:
+			b.MetricsOnly()
+		case 320:
+			b.Release()
+		case 400:
+			b.Reset()
+		}
+	}
 	var workersWG sync.WaitGroup
 	for w := range workers {
 		workersWG.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 7))
-			for range iterations {
+			for i := range iterations {
+				if w == 0 {
+					operate(i)
+				}
 				// Time moves with the calls, so open periods end and
 				// probes run while others are rejected.
 				clock.Advance(time.Duration(r.IntN(300)) * time.Microsecond)

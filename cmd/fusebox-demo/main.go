@@ -9,11 +9,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"sort"
@@ -29,9 +32,11 @@ import (
 )
 
 func main() {
+	cli := flag.String("fusebox", "", "path of the fusebox binary: first run one job on each engine with 'fusebox run --host'")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout); err != nil {
+	if err := run(ctx, os.Stdout, *cli); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -64,7 +69,7 @@ func (d *demo) say(format string, args ...any) {
 	fmt.Fprintf(d.out, "[%5.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func run(ctx context.Context, out io.Writer) error {
+func run(ctx context.Context, out io.Writer, cli string) error {
 	d := &demo{out: out, start: time.Now()}
 	d.say("starting 3 private Docker engines (dockerd, vfs storage, no network)")
 	engines, err := enginetest.Start(ctx, enginetest.Options{N: 3})
@@ -82,6 +87,12 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	if err := engines.LoadImage(ctx, img); err != nil {
 		return err
+	}
+
+	if cli != "" {
+		if err := d.direct(ctx, cli, engines); err != nil {
+			return err
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "fusebox-demo-")
@@ -140,6 +151,31 @@ func run(ctx context.Context, out io.Writer) error {
 	d.hosts(ctx)
 	stopWatch()
 	return d.summary(ctx, hung.Name)
+}
+
+// direct runs one job on each engine with `fusebox run --host`, straight
+// through the engine layer, no server: the container's output streams
+// back and its exit code is fusebox's.
+func (d *demo) direct(ctx context.Context, cli string, engines *enginetest.Fleet) error {
+	for i, e := range engines.Engines {
+		args := []string{"run", "--host", e.UnixHost(), "--network", "none", enginetest.DefaultImageRef,
+			enginetest.TestjobPath, "print", "hello from a container on " + e.Name, "exit", fmt.Sprint(i)}
+		d.say("$ fusebox %s", strings.Join(args, " "))
+		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			d.say("    | %s", line)
+		}
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			d.say("  exit code 0")
+		case errors.As(err, &ee) && ee.ExitCode() == i:
+			d.say("  exit code %d (the container's, propagated)", i)
+		default:
+			return fmt.Errorf("fusebox run --host on %s: %w", e.Name, err)
+		}
+	}
+	return nil
 }
 
 func demoConfig(engines *enginetest.Fleet, dir string) *config.Config {
@@ -372,4 +408,3 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	i = min(max(i-1, 0), len(sorted)-1)
 	return sorted[i].Round(time.Millisecond)
 }
-
