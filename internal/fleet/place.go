@@ -80,14 +80,17 @@ const reasonFull = "full"
 // free capacity slot, and have a closed breaker (an open host gets no jobs;
 // a half-open one is probed by the health checks, so that no job spends an
 // attempt on a host that is likely still down). Among
-// those, the least loaded by weight wins, hosts with the image first; the
-// Avoid host only if nothing else fits.
+// those, the least loaded by weight wins; on a tie, a host with the image,
+// then the host that has had the fewest jobs by weight (so idle hosts share
+// the work, and a host back from an outage takes jobs at once). The Avoid
+// host only if nothing else fits.
 func (f *Fleet) Place(req Request) (*Lease, error) {
 	type cand struct {
 		h      *Host
 		load   float64
 		hasImg bool
 		avoid  bool
+		placed float64 // jobs placed so far, by weight: spreads ties over time
 	}
 	var cands []cand
 	reasons := map[string]string{}
@@ -127,7 +130,8 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			reasons[h.Name()] = reasonFull // no counts: the reason is stored when it changes
 			continue
 		}
-		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image), avoid: h.Name() == req.Avoid})
+		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image),
+			avoid: h.Name() == req.Avoid, placed: float64(h.placed.Load()) / h.cfg.Weight})
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int {
 		switch {
@@ -143,6 +147,11 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			return 1
 		case a.hasImg != b.hasImg:
 			if a.hasImg {
+				return -1
+			}
+			return 1
+		case a.placed != b.placed:
+			if a.placed < b.placed {
 				return -1
 			}
 			return 1

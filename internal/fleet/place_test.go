@@ -208,3 +208,17 @@ func TestBreakerTransitionsAreRecordedAndPublished(t *testing.T) {
 		t.Fatalf("recorded %+v", f.Transitions())
 	}
 }
+
+func TestPlaceSpreadsTiesOverIdleHosts(t *testing.T) {
+	f := newTestFleet(t, HostConfig{Name: "a"}, HostConfig{Name: "b"}, HostConfig{Name: "c"})
+	got := map[string]int{}
+	for range 9 { // each job ends before the next: every host is idle each time
+		l := mustPlace(t, f, Request{})
+		got[l.Host().Name()]++
+		l.Done(nil)
+		l.Host().Release()
+	}
+	if got["a"] != 3 || got["b"] != 3 || got["c"] != 3 {
+		t.Fatalf("placements %v, want 3 each", got)
+	}
+}
