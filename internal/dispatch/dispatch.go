@@ -113,10 +113,11 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
-	mu      sync.Mutex
-	handles map[string]*handle // active jobs by id
-	byCID   map[string]*handle // active jobs by container id
-	events  map[string]bool    // host -> event stream up
+	mu       sync.Mutex
+	handles  map[string]*handle                             // active jobs by id
+	byCID    map[string]*handle                             // active jobs by container id
+	events   map[string]bool                                // host -> event stream up
+	launches map[string]map[*handle]context.CancelCauseFunc // host -> launches in flight
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -132,6 +133,8 @@ func New(cfg Config, st store.Store, fl *fleet.Fleet) *Dispatcher {
 		handles: map[string]*handle{},
 		byCID:   map[string]*handle{},
 		events:  map[string]bool{},
+
+		launches: map[string]map[*handle]context.CancelCauseFunc{},
 	}
 }
 
@@ -157,8 +160,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.recoverJob(j)
 	}
 	d.fleet.Subscribe(func(t fleet.Transition) {
-		if t.To == "closed" || t.To == "half-open" {
+		switch t.To {
+		case "closed", "half-open":
 			d.Wake()
+		case "open", "forced-open":
+			d.abortLaunches(t.Host)
 		}
 	})
 	d.goBackground(func() { d.scheduleLoop(d.ctx) })

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,4 +164,39 @@ func TestJobOnALostHostIsRescheduled(t *testing.T) {
 		cts, err := c.List(ctx, map[string]string{job.LabelJobID: j.ID})
 		return err == nil && len(cts) == 0
 	})
+}
+
+// A launch stuck on a host that hangs fails over as soon as the host's
+// breaker opens, not when its own (long) call deadline passes.
+func TestLaunchOnAHostThatHangsFailsOverWhenItsBreakerOpens(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	enginetest.RequireFaults(t, engines)
+	long := 60 * time.Second
+	r := newRig(t, engines, rigOptions{timeouts: &engine.Timeouts{Create: long, Start: long, ImageInspect: long, Inspect: time.Second, List: 2 * time.Second, Logs: 2 * time.Second, Remove: 2 * time.Second, Stop: 2 * time.Second}})
+	hung, other := engines.Engines[0], engines.Engines[1]
+	r.fleet.Drain(other.Name) // the job must go to the host about to hang
+	if err := hung.Hang(); err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Resume()
+	start := time.Now()
+	j := r.submit(r.spec("print", "ok"))
+	eventually(t, 10*time.Second, "the job placed on the hung host", func() bool {
+		g, _ := r.d.Get(context.Background(), j.ID)
+		return g.State == job.StateLaunching && g.Host == hung.Name
+	})
+	r.fleet.Release(other.Name)
+	done := r.wait(j.ID, 30*time.Second)
+	took := time.Since(start)
+	if done.State != job.StateSucceeded || done.Host != other.Name || done.Attempt != 2 {
+		t.Fatalf("%+v", done)
+	}
+	atts, _ := r.d.Attempts(context.Background(), j.ID)
+	if len(atts) != 2 || atts[0].Outcome != "host_fault" || !strings.Contains(atts[0].Error, "became unavailable during the launch") {
+		t.Fatalf("first attempt %+v", atts)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("failover took %v: it waited for the 60s call deadline instead of the breaker", took)
+	}
+	t.Logf("submit to success with the first host hanging: %v", took.Round(time.Millisecond))
 }

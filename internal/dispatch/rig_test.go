@@ -44,6 +44,7 @@ type rigOptions struct {
 	health   fleet.HealthConfig
 	breaker  breaker.Settings
 	noHealth bool // no background health checks: the breakers see only job traffic
+	timeouts *engine.Timeouts
 }
 
 func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
@@ -59,6 +60,9 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 		o.breaker = breaker.Settings{ConsecutiveFailures: 3, OpenDuration: time.Second, MaxOpenDuration: 2 * time.Second, Jitter: -1}
 	}
 	timeouts := engine.Timeouts{Create: 10 * time.Second, Start: 10 * time.Second, Inspect: time.Second, ImageInspect: time.Second, List: 2 * time.Second, Logs: 2 * time.Second, Remove: 2 * time.Second, Stop: 2 * time.Second}
+	if o.timeouts != nil {
+		timeouts = *o.timeouts
+	}
 	for _, e := range engines.Engines {
 		r.fcfg.Hosts = append(r.fcfg.Hosts, fleet.HostConfig{
 			Name: e.Name, Capacity: o.capacity,

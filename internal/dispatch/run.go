@@ -54,12 +54,49 @@ func signal(c chan struct{}) {
 	}
 }
 
+// errHostOut is the cause given to the launches in flight on a host whose
+// breaker opens: they fail over now rather than wait for their deadlines.
+var errHostOut = errors.New("host became unavailable during the launch")
+
 // runJob launches a freshly placed job under its lease, then monitors it.
 func (d *Dispatcher) runJob(ctx context.Context, hd *handle, lease *fleet.Lease) {
 	h := lease.Host()
-	cid, err := d.launch(ctx, hd.job, h)
+	lctx, done := d.trackLaunch(ctx, h, hd)
+	cid, err := d.launch(lctx, hd.job, h)
+	if err != nil && errors.Is(context.Cause(lctx), errHostOut) && ctx.Err() == nil {
+		err = &engine.Error{Host: h.Name(), Op: "launch", Class: engine.ClassHost, Err: errHostOut}
+	}
+	done()
 	lease.Done(err)
 	d.afterLaunch(ctx, hd, h, cid, err)
+}
+
+// trackLaunch returns a context for a launch on h that abortLaunches
+// cancels, and the function that stops tracking it.
+func (d *Dispatcher) trackLaunch(ctx context.Context, h *fleet.Host, hd *handle) (context.Context, func()) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	d.mu.Lock()
+	if d.launches[h.Name()] == nil {
+		d.launches[h.Name()] = map[*handle]context.CancelCauseFunc{}
+	}
+	d.launches[h.Name()][hd] = cancel
+	d.mu.Unlock()
+	return lctx, func() {
+		d.mu.Lock()
+		delete(d.launches[h.Name()], hd)
+		d.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// abortLaunches cancels the launches in flight on host: its breaker has
+// just opened, so they would only wait for their call deadlines.
+func (d *Dispatcher) abortLaunches(host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, cancel := range d.launches[host] {
+		cancel(errHostOut)
+	}
 }
 
 // afterLaunch records a launch's result and, if it started, monitors the
