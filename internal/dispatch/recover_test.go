@@ -50,8 +50,8 @@ func TestRestartAdoptsRunningJobsAndNeverCreatesTwice(t *testing.T) {
 		}
 		atts, _ := r.d.Attempts(context.Background(), id)
 		for _, a := range atts {
-			eventually(t, 5*time.Second, "create event", func() bool { return cc.creates(id, a.Number) >= 1 })
-			if n := cc.creates(id, a.Number); n != 1 {
+			eventually(t, 5*time.Second, "create event", func() bool { return creates(cc, id, a.Number) >= 1 })
+			if n := creates(cc, id, a.Number); n != 1 {
 				t.Fatalf("job %s attempt %d: %d containers created", id, a.Number, n)
 			}
 		}
@@ -116,7 +116,7 @@ func TestRecoveryAdoptsAContainerCreatedBeforeTheCrash(t *testing.T) {
 	if string(logs.Stdout) != "adopted\n" {
 		t.Fatalf("output %q", logs.Stdout)
 	}
-	if n := cc.creates(j.ID, 1); n != 1 {
+	if n := creates(cc, j.ID, 1); n != 1 {
 		t.Fatalf("%d containers created for attempt 1, want the one made before the crash", n)
 	}
 }

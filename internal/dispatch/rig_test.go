@@ -2,12 +2,10 @@ package dispatch_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -177,72 +175,16 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// createCounter counts container creations per job on each engine, from the
-// engines' own event streams, for the whole test.
-type createCounter struct {
-	mu     sync.Mutex
-	byName map[string]int // container name -> creates
-	byJob  map[string]int
+// countCreates counts container creations per job attempt (key
+// "<job id>/<attempt>") from the engines' own events.
+func countCreates(t *testing.T, engines *enginetest.Fleet) *enginetest.Creates {
+	return enginetest.WatchCreates(t, engines, map[string]string{job.LabelManaged: "true"}, func(l map[string]string) string {
+		return l[job.LabelJobID] + "/" + l[job.LabelAttempt]
+	})
 }
 
-func countCreates(t *testing.T, engines *enginetest.Fleet) *createCounter {
-	cc := &createCounter{byName: map[string]int{}, byJob: map[string]int{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for _, e := range engines.Engines {
-		c, err := engine.New(engine.Config{Name: e.Name, Address: e.UnixHost()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		go func() {
-			for ctx.Err() == nil {
-				evs, _ := c.Events(ctx, map[string]string{job.LabelManaged: "true"})
-				for ev := range evs {
-					if ev.Action != "create" {
-						continue
-					}
-					cc.mu.Lock()
-					cc.byName[ev.Labels["name"]]++
-					cc.byJob[ev.Labels[job.LabelJobID]+"/"+ev.Labels[job.LabelAttempt]]++
-					cc.mu.Unlock()
-				}
-				time.Sleep(50 * time.Millisecond) // the engine went away; try again
-			}
-		}()
-	}
-	// Wait until each subscription sees a marker container's creation.
-	img := enginetest.TestImage(t)
-	for _, e := range engines.Engines {
-		c, err := engine.New(engine.Config{Name: e.Name, Address: e.UnixHost(), NetworkMode: "none"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		marker := "marker-" + e.Name
-		for i := 0; cc.creates(marker, 0) == 0; i++ {
-			if i == 100 {
-				t.Fatalf("the event stream of %s never reported a create", e.Name)
-			}
-			id, err := c.Create(ctx, engine.ContainerSpec{Name: fmt.Sprintf("fbmarker-%s-%d", e.Name, time.Now().UnixNano()), Image: img.Ref,
-				Labels: map[string]string{job.LabelManaged: "true", job.LabelJobID: marker, job.LabelAttempt: "0"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(time.Second)
-			for cc.creates(marker, 0) == 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			c.Remove(ctx, id)
-		}
-		c.Close()
-	}
-	return cc
-}
-
-func (cc *createCounter) creates(jobID string, attempt int) int {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	return cc.byJob[jobID+"/"+strconv.Itoa(attempt)]
+func creates(c *enginetest.Creates, jobID string, attempt int) int {
+	return c.Count(jobID + "/" + strconv.Itoa(attempt))
 }
 
 func openStore(r *rig) (*sqlite.DB, error) { return sqlite.Open(context.Background(), r.dbPath) }

@@ -8,13 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"fusebox/internal/apiclient"
-	"fusebox/internal/engine"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
@@ -164,7 +162,7 @@ poll_interval: 200ms
 					t.Errorf("job %s: %d attempts, want 1 (the running ones adopted, the queued ones launched once)", id, len(d.Attempts))
 				}
 				for _, a := range d.Attempts {
-					if n := creates.count(id, a.Number); n != 1 {
+					if n := creates.Count(id + "/" + strconv.Itoa(a.Number)); n != 1 {
 						t.Errorf("job %s attempt %d: %d containers created, want exactly 1", id, a.Number, n)
 					}
 				}
@@ -186,57 +184,10 @@ func readFile(p string) string {
 	return string(b)
 }
 
-// createCounter counts container creations per job attempt from the
-// engines' own event streams.
-type createCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (cc *createCounter) count(jobID string, attempt int) int {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	return cc.n[jobID+"/"+strconv.Itoa(attempt)]
-}
-
-func countCreates(t *testing.T, engines *enginetest.Fleet) *createCounter {
-	t.Helper()
-	cc := &createCounter{n: map[string]int{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	img := enginetest.TestImage(t)
-	for _, e := range engines.Engines {
-		c, err := engine.New(engine.Config{Name: e.Name, Address: e.UnixHost(), NetworkMode: "none"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		evs, _ := c.Events(ctx, map[string]string{job.LabelManaged: "true"})
-		go func() {
-			for ev := range evs {
-				if ev.Action == "create" {
-					cc.mu.Lock()
-					cc.n[ev.Labels[job.LabelJobID]+"/"+ev.Labels[job.LabelAttempt]]++
-					cc.mu.Unlock()
-				}
-			}
-		}()
-		// The subscription is live once it reports a marker's creation.
-		marker := "marker-" + e.Name
-		for i := 0; cc.count(marker, 0) == 0; i++ {
-			if i == 50 {
-				t.Fatalf("no create event from %s", e.Name)
-			}
-			id, err := c.Create(ctx, engine.ContainerSpec{Name: fmt.Sprintf("fbmarker-%d", time.Now().UnixNano()), Image: img.Ref,
-				Labels: map[string]string{job.LabelManaged: "true", job.LabelJobID: marker, job.LabelAttempt: "0"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for d := time.Now().Add(time.Second); cc.count(marker, 0) == 0 && time.Now().Before(d); {
-				time.Sleep(10 * time.Millisecond)
-			}
-			c.Remove(ctx, id)
-		}
-	}
-	return cc
+// countCreates counts container creations per job attempt (key
+// "<job id>/<attempt>") from the engines' own events.
+func countCreates(t *testing.T, engines *enginetest.Fleet) *enginetest.Creates {
+	return enginetest.WatchCreates(t, engines, map[string]string{job.LabelManaged: "true"}, func(l map[string]string) string {
+		return l[job.LabelJobID] + "/" + l[job.LabelAttempt]
+	})
 }
