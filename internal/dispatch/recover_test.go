@@ -200,3 +200,28 @@ func TestLaunchOnAHostThatHangsFailsOverWhenItsBreakerOpens(t *testing.T) {
 	}
 	t.Logf("submit to success with the first host hanging: %v", took.Round(time.Millisecond))
 }
+
+// With the lost policy, a job whose host stays unreachable past LostAfter
+// is marked lost, with the reason, and not run again.
+func TestJobOnALostHostIsMarkedLostByPolicy(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	enginetest.RequireFaults(t, engines)
+	r := newRig(t, engines, rigOptions{dispatch: dispatch.Config{LostAfter: 2 * time.Second, LostPolicy: dispatch.LostMark}})
+	j := r.submit(r.spec("sleep", "30s"))
+	running := r.waitState(j.ID, job.StateRunning, 30*time.Second)
+	for _, e := range engines.Engines {
+		if e.Name == running.Host {
+			if err := e.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	done := r.wait(j.ID, 30*time.Second)
+	if done.State != job.StateLost || done.Attempt != 1 || !strings.Contains(done.Reason, "unreachable") {
+		t.Fatalf("%+v", done)
+	}
+	tr, _ := r.d.Transitions(context.Background(), j.ID)
+	if last := tr[len(tr)-1]; last.To != job.StateLost || last.Reason != done.Reason {
+		t.Fatalf("last transition %+v", last)
+	}
+}
