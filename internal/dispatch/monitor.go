@@ -163,7 +163,7 @@ func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host,
 	wait := d.cfg.PollInterval
 	for {
 		var logs job.Logs
-		err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error {
+		err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLogs), func(ctx context.Context, c *engine.Client) error {
 			var err error
 			logs.Stdout, logs.Stderr, logs.Truncated, err = c.Logs(ctx, cid, d.cfg.LogMaxBytes)
 			return err

@@ -47,7 +47,7 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 		wait := d.cfg.PollInterval
 		for {
 			var cid string
-			err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error {
+			err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
 				var err error
 				cid, err = d.launch(ctx, j, h)
 				return err
@@ -104,6 +104,7 @@ func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
 	if !h.Up() {
 		return 0
 	}
+	ctx = fleet.WithLane(ctx, fleet.LaneLogs)
 	var cts []*engine.Container
 	err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error {
 		var err error

@@ -62,7 +62,7 @@ var errHostOut = errors.New("host became unavailable during the launch")
 func (d *Dispatcher) runJob(ctx context.Context, hd *handle, lease *fleet.Lease) {
 	h := lease.Host()
 	lctx, done := d.trackLaunch(ctx, h, hd)
-	cid, err := d.launch(lctx, hd.job, h)
+	cid, err := d.launch(fleet.WithLane(lctx, fleet.LaneLaunch), hd.job, h)
 	if err != nil && errors.Is(context.Cause(lctx), errHostOut) && ctx.Err() == nil {
 		err = &engine.Error{Host: h.Name(), Op: "launch", Class: engine.ClassHost, Err: errHostOut}
 	}
@@ -262,6 +262,7 @@ func (d *Dispatcher) finished(j *job.Job) {
 // removeContainer removes a container best-effort; the reconciler retries
 // what fails here.
 func (d *Dispatcher) removeContainer(ctx context.Context, h *fleet.Host, cid string) {
+	ctx = fleet.WithLane(ctx, fleet.LaneLogs)
 	err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error { return c.Remove(ctx, cid) })
 	if err != nil && ctx.Err() == nil {
 		d.log.Debug("remove container (will retry in the sweep)", "host", h.Name(), "container", cid, "err", err)

@@ -85,6 +85,11 @@ type Config struct {
 	// operation, duration and error class (for latency metrics). It must
 	// not block.
 	Observe func(host, op string, d time.Duration, class Class)
+	// Gate, if set, is passed through by every bounded call but ping before
+	// it starts (the call's deadline starts after it): it may make the call
+	// wait, or refuse it with an error. release gets the call's duration
+	// and class. The fleet uses it to bound the calls in flight per host.
+	Gate func(ctx context.Context, op string) (release func(d time.Duration, class Class), err error)
 }
 
 // Client talks to one Docker host. It is safe for concurrent use.
@@ -95,6 +100,7 @@ type Client struct {
 	api      *client.Client // bounded calls: each gets its own deadline
 	stream   *client.Client // wait, logs follow, events: bounded by their context only
 	observe  func(host, op string, d time.Duration, class Class)
+	gate     func(ctx context.Context, op string) (func(time.Duration, Class), error)
 }
 
 // New returns a client for cfg. It does not contact the engine.
@@ -121,7 +127,7 @@ func New(cfg Config) (*Client, error) {
 		api.Close()
 		return nil, fmt.Errorf("engine %s: %w", cfg.Name, err)
 	}
-	return &Client{name: cfg.Name, network: cfg.NetworkMode, timeouts: t, api: api, stream: stream, observe: cfg.Observe}, nil
+	return &Client{name: cfg.Name, network: cfg.NetworkMode, timeouts: t, api: api, stream: stream, observe: cfg.Observe, gate: cfg.Gate}, nil
 }
 
 func newAPIClient(cfg Config, timeout time.Duration) (*client.Client, error) {
@@ -181,11 +187,19 @@ func (c *Client) Close() error {
 }
 
 // call runs fn with a deadline of d added to ctx and classifies its error.
-func (c *Client) call(ctx context.Context, op string, d time.Duration, fn func(ctx context.Context) error) error {
+func (c *Client) call(ctx context.Context, op string, d time.Duration, fn func(ctx context.Context) error) (err error) {
+	if c.gate != nil && op != "ping" {
+		release, gerr := c.gate(ctx, op)
+		if gerr != nil {
+			return classify(ctx, c.name, op, gerr)
+		}
+		start := time.Now()
+		defer func() { release(time.Since(start), ClassOf(err)) }()
+	}
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
-	err := classify(ctx, c.name, op, fn(cctx))
+	err = classify(ctx, c.name, op, fn(cctx))
 	if c.observe != nil {
 		c.observe(c.name, op, time.Since(start), ClassOf(err))
 	}

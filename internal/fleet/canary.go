@@ -106,7 +106,7 @@ var errCanaryImage = errors.New("canary image not on the host")
 
 func (f *Fleet) canary(ctx context.Context, h *Host, c CanaryConfig) error {
 	cl := h.client
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	ctx, cancel := context.WithTimeout(WithLane(ctx, LaneLogs), c.Timeout)
 	defer cancel()
 	labels := map[string]string{LabelCanary: "true"}
 	if old, err := cl.List(ctx, labels); err == nil {

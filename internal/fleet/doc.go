@@ -29,6 +29,13 @@
 // degraded) and the failure counts against its breaker; the canary runs at
 // every health check until it passes again.
 //
+// Each host also has an adaptive limit on its in-flight Docker calls (AIMD:
+// it grows while calls return at their usual speed, per operation, and is
+// cut when they turn slow or fail), so an overloaded daemon is not pushed
+// over. When the limit is reached, calls wait by lane: launches first, then
+// status checks, then log collection and cleanup (WithLane). Health-check
+// pings and streaming calls bypass it.
+//
 // This package must not touch the store or job state: it says where a job
 // can run and how each host is doing; the dispatcher decides what happens to
 // jobs.

@@ -76,6 +76,8 @@ type Config struct {
 	// DisableHealthChecks turns the background checks off (tests that drive
 	// checks by hand with CheckNow).
 	DisableHealthChecks bool
+	// Limiter bounds each host's in-flight Docker calls, adaptively.
+	Limiter LimiterConfig
 	// BreakersDisabled keeps every host breaker in the metrics-only state
 	// (never rejects, still counts, so the counts stay visible):
 	// circuit_breaker.enabled = false.
@@ -149,12 +151,20 @@ func New(cfg Config) (*Fleet, error) {
 		ec.Name = hc.Name
 		// A health check is a ping: its deadline is the check's timeout.
 		ec.Timeouts.Ping = cfg.Health.Timeout
+		lim := newLimiter(cfg.Limiter)
+		ec.Gate = func(ctx context.Context, op string) (func(time.Duration, engine.Class), error) {
+			release, err := lim.acquire(ctx, laneOf(ctx))
+			if err != nil {
+				return nil, err
+			}
+			return func(d time.Duration, class engine.Class) { release(op, d, class == engine.ClassHost) }, nil
+		}
 		cl, err := engine.New(ec)
 		if err != nil {
 			f.closeClients()
 			return nil, fmt.Errorf("fleet: hosts[%d]: %w", i, err)
 		}
-		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health}
+		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health, limiter: lim}
 		if cfg.BreakersDisabled {
 			h.br.MetricsOnly()
 		}

@@ -152,3 +152,47 @@ func TestCanaryKeepsJobsOffAHostThatCannotStartContainers(t *testing.T) {
 		t.Fatal("the repaired host took no job")
 	}
 }
+
+// Docker calls to a host that turns slow (latency added in front of its
+// daemon) cut its limit on in-flight calls, and the host shows degraded.
+func TestSlowHostGetsFewerCallsInFlight(t *testing.T) {
+	engines := enginetest.ForTest(t, 1)
+	enginetest.RequireFaults(t, engines)
+	e := engines.Engines[0]
+	f, err := fleet.New(fleet.Config{
+		Hosts:               []fleet.HostConfig{{Name: e.Name, Engine: engine.Config{Address: e.ProxyHost()}}},
+		DisableHealthChecks: true,
+		Limiter:             fleet.LimiterConfig{Initial: 16},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	h := f.Host(e.Name)
+	list := func() error {
+		return h.CallBackground(context.Background(), func(ctx context.Context, c *engine.Client) error {
+			_, err := c.List(ctx, map[string]string{"fusebox.test": "none"})
+			return err
+		})
+	}
+	for range 20 {
+		if err := list(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := h.Status().Calls.Limit
+	if err := e.AddLatency(400 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	defer e.ClearFaults()
+	for range 8 {
+		if err := list(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := h.Status()
+	if st.Calls.Limit >= before/2 || st.State != fleet.HostDegraded {
+		t.Fatalf("after slow calls: limit %d (was %d), state %s", st.Calls.Limit, before, st.State)
+	}
+	t.Logf("in-flight limit %d -> %d; host %s: %s", before, st.Calls.Limit, st.State, st.Reason)
+}

@@ -36,6 +36,7 @@ type Host struct {
 	canaryErr     string
 	images        map[string]bool // images known to be present
 	health        HealthConfig
+	limiter       *limiter
 }
 
 // Name returns the host's name.
@@ -155,6 +156,7 @@ func (h *Host) Status() HostStatus {
 		LastCheck: h.lastCheck,
 		LastError: h.lastErr,
 		Latency:   h.latency,
+		Calls:     h.limiter.status(),
 	}
 	failStreak, recovering := h.failStreak, h.recovering
 	canaryFailing, canaryErr := h.canaryFailing, h.canaryErr
@@ -188,6 +190,8 @@ func (h *Host) Status() HostStatus {
 			st.State, st.Reason = HostDegraded, "recent health checks failed"
 		case st.Latency >= h.health.SlowThreshold:
 			st.State, st.Reason = HostDegraded, "slow health checks"
+		case st.Calls.Limit > 0 && st.Calls.Limit < h.limiter.cfg.Initial/2:
+			st.State, st.Reason = HostDegraded, fmt.Sprintf("slow Docker calls: in-flight limit cut to %d", st.Calls.Limit)
 		default:
 			st.State = HostHealthy
 		}

@@ -41,6 +41,7 @@ type HostStatus struct {
 	LastError string            `json:"last_error,omitempty"`
 	Latency   time.Duration     `json:"latency_ns"` // last health-check round trip
 	Placed    int64             `json:"placed"`     // jobs placed on it since start
+	Calls     LimiterStatus     `json:"calls"`      // adaptive limit on in-flight Docker calls
 }
 
 // Transition is one change of a host's breaker state, kept for the API, the
