@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -59,14 +60,19 @@ func (a *app) hostsCommand() *cobra.Command {
 				return a.printJSON(hosts)
 			}
 			now := a.now()
-			t := newTable(a.stdout, "NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "FAILURES", "TRIPS", "NEXT PROBE", "LAST ERROR")
+			t := newTable(a.stdout, "NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "CALLS/LIMIT", "FAILURES", "TRIPS", "NEXT PROBE", "REASON")
 			for _, h := range hosts {
 				next := ""
 				if h.Breaker.State == "open" || h.Breaker.State == "half-open" {
 					next = until(now, h.Breaker.NextProbeAt)
 				}
+				reason := h.Reason
+				if h.LastError != "" {
+					reason = strings.TrimPrefix(reason+"; ", "; ") + "last error: " + h.LastError
+				}
 				t.row(h.Name, string(h.State), h.Breaker.State, fmt.Sprintf("%d/%d", h.Running, h.Capacity),
-					strconv.Itoa(h.Breaker.ConsecutiveFailures), strconv.Itoa(h.Breaker.Trips), next, clip(h.LastError, 60))
+					fmt.Sprintf("%d/%d", h.Calls.InFlight, h.Calls.Limit),
+					strconv.Itoa(h.Breaker.ConsecutiveFailures), strconv.Itoa(h.Breaker.Trips), next, clip(reason, 70))
 			}
 			return t.flush()
 		},

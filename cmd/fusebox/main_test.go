@@ -404,7 +404,7 @@ func TestHosts(t *testing.T) {
 	r := cli(t, env, "hosts")
 	wantCode(t, r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	for _, f := range []string{"NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "FAILURES", "TRIPS", "NEXT PROBE", "LAST ERROR"} {
+	for _, f := range []string{"NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "CALLS/LIMIT", "FAILURES", "TRIPS", "NEXT PROBE", "REASON"} {
 		if !strings.Contains(lines[0], f) {
 			t.Errorf("header lacks %s: %q", f, lines[0])
 		}
