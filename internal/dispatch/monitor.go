@@ -96,7 +96,9 @@ watch:
 
 	var logs *job.Logs
 	if end.state == job.StateSucceeded || end.state == job.StateFailed || end.state == job.StateTimedOut || end.state == job.StateCancelled {
-		logs = d.collectLogs(ctx, hd, h, cid)
+		// A user who cancelled is not kept waiting for an unreachable host:
+		// one try. Other ends wait for the host (up to LostAfter).
+		logs = d.collectLogs(ctx, hd, h, cid, end.state != job.StateCancelled)
 		if ctx.Err() != nil {
 			return
 		}
@@ -157,8 +159,9 @@ func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, e
 
 // collectLogs reads the container's output. Log collection is not urgent:
 // while the host is unavailable it waits (the container is kept until its
-// logs are read), up to LostAfter; then the job ends without them.
-func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host, cid string) *job.Logs {
+// logs are read), up to LostAfter; then, or at once when not patient, the
+// job ends without them and says so in its stderr.
+func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host, cid string, patient bool) *job.Logs {
 	deadline := time.Now().Add(d.cfg.LostAfter)
 	wait := d.cfg.PollInterval
 	for {
@@ -171,7 +174,7 @@ func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host,
 		if err == nil {
 			return &logs
 		}
-		if ctx.Err() != nil || errors.Is(err, engine.ErrNotFound) || time.Now().After(deadline) {
+		if ctx.Err() != nil || errors.Is(err, engine.ErrNotFound) || !patient || time.Now().After(deadline) {
 			d.log.Warn("logs not collected", "job", hd.id, "host", h.Name(), "err", err)
 			return &job.Logs{Stderr: []byte("fusebox: logs could not be collected: " + err.Error() + "\n")}
 		}
