@@ -205,3 +205,11 @@ func (h *Host) CanaryFailing() bool {
 	defer h.mu.Unlock()
 	return h.canaryFailing
 }
+
+// suspect reports whether the host's last health check failed: its breaker
+// may not have tripped yet, but placement prefers other hosts.
+func (h *Host) suspect() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failStreak > 0
+}

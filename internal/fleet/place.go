@@ -83,14 +83,16 @@ const reasonFull = "full"
 // those, the least loaded by weight wins; on a tie, a host with the image,
 // then the host that has had the fewest jobs by weight (so idle hosts share
 // the work, and a host back from an outage takes jobs at once). The Avoid
-// host only if nothing else fits.
+// host, and a host whose last health check failed, only if nothing else
+// fits.
 func (f *Fleet) Place(req Request) (*Lease, error) {
 	type cand struct {
-		h      *Host
-		load   float64
-		hasImg bool
-		avoid  bool
-		placed float64 // jobs placed so far, by weight: spreads ties over time
+		h       *Host
+		load    float64
+		hasImg  bool
+		avoid   bool
+		suspect bool    // its last health check failed: used only if nothing else fits
+		placed  float64 // jobs placed so far, by weight: spreads ties over time
 	}
 	var cands []cand
 	reasons := map[string]string{}
@@ -131,12 +133,17 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			continue
 		}
 		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image),
-			avoid: h.Name() == req.Avoid, placed: float64(h.placed.Load()) / h.cfg.Weight})
+			avoid: h.Name() == req.Avoid, suspect: h.suspect(), placed: float64(h.placed.Load()) / h.cfg.Weight})
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int {
 		switch {
 		case a.avoid != b.avoid:
 			if a.avoid {
+				return 1
+			}
+			return -1
+		case a.suspect != b.suspect:
+			if a.suspect {
 				return 1
 			}
 			return -1

@@ -222,3 +222,18 @@ func TestPlaceSpreadsTiesOverIdleHosts(t *testing.T) {
 		t.Fatalf("placements %v, want 3 each", got)
 	}
 }
+
+func TestPlacePrefersHostsWhoseHealthChecksPass(t *testing.T) {
+	f := newTestFleet(t, HostConfig{Name: "a"}, HostConfig{Name: "b"})
+	// a's check fails (its socket does not exist), b's is never run: b is
+	// not suspect.
+	f.CheckNow(context.Background(), f.Host("a"))
+	for range 3 {
+		l := mustPlace(t, f, Request{})
+		if l.Host().Name() != "b" {
+			t.Fatalf("placed on %s, whose health check just failed", l.Host().Name())
+		}
+		l.Done(nil)
+		l.Host().Release()
+	}
+}
