@@ -320,3 +320,33 @@ func TestWithoutGracefulDegradationAJobWithNoHostFails(t *testing.T) {
 		t.Fatalf("after release: %+v", j)
 	}
 }
+
+// Following a job's logs streams them while it runs and returns when it
+// ends; following a finished job gives its stored output.
+func TestFollowLogsWhileRunningAndAfter(t *testing.T) {
+	r := newRig(t, enginetest.Shared(t, 2), rigOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j := r.submit(r.spec("print", "first", "sleep", "1500ms", "stderr", "second", "print", "third"))
+	r.waitState(j.ID, job.StateRunning, 30*time.Second)
+	var out, errOut strings.Builder
+	if err := r.d.FollowLogs(ctx, j.ID, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "first\nthird\n" || errOut.String() != "second\n" {
+		t.Fatalf("followed stdout %q stderr %q", out.String(), errOut.String())
+	}
+	// It returns once the job has ended (and its logs are stored), not
+	// merely when the container's stream closes.
+	if g, _ := r.d.Get(ctx, j.ID); g.State != job.StateSucceeded {
+		t.Fatalf("FollowLogs returned with the job %s", g.State)
+	}
+	out.Reset()
+	errOut.Reset()
+	if err := r.d.FollowLogs(ctx, j.ID, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "first\nthird\n" || errOut.String() != "second\n" {
+		t.Fatalf("stored stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
