@@ -12,6 +12,8 @@ import (
 
 	"fusebox/internal/engine"
 	"fusebox/internal/enginetest"
+
+	"github.com/moby/moby/client"
 )
 
 func TestMain(m *testing.M) { enginetest.Main(m) }
@@ -395,5 +397,40 @@ func TestBrokenRuntimeAnswersPingButFailsEveryStart(t *testing.T) {
 	}
 	if err := c2.Start(ctx, id); err != nil {
 		t.Fatalf("start after FixStarts: %v", err)
+	}
+}
+
+func TestLimitsAndEnvReachTheContainer(t *testing.T) {
+	f := enginetest.Shared(t, 1)
+	img := enginetest.TestImage(t)
+	c := newClient(t, f.Engines[0], "", engine.Timeouts{})
+	ctx := context.Background()
+	id, err := c.Create(ctx, engine.ContainerSpec{Name: uniq(t), Image: img.Ref, Cmd: []string{testjob, "env", "GREETING"},
+		Env: []string{"GREETING=hi"}, WorkingDir: "/tmp", CPUs: 0.5, MemoryBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(ctx, id)
+	raw, err := f.Engines[0].Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	res, err := raw.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := res.Container.HostConfig
+	if hc.NanoCPUs != 5e8 || hc.Memory != 64<<20 || string(hc.NetworkMode) != "none" || res.Container.Config.WorkingDir != "/tmp" {
+		t.Fatalf("host config: cpus %d memory %d network %q workdir %q", hc.NanoCPUs, hc.Memory, hc.NetworkMode, res.Container.Config.WorkingDir)
+	}
+	if err := c.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _, err := c.Logs(ctx, id, 1024); err != nil || string(out) != "hi\n" {
+		t.Fatalf("env: %q %v", out, err)
 	}
 }
