@@ -10,6 +10,7 @@ import (
 
 	"fusebox/internal/dispatch"
 	"fusebox/internal/engine"
+	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 
@@ -348,5 +349,37 @@ func TestFollowLogsWhileRunningAndAfter(t *testing.T) {
 	}
 	if out.String() != "first\nthird\n" || errOut.String() != "second\n" {
 		t.Fatalf("stored stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
+
+// A host that cannot be reached at all (nothing listens on its socket)
+// takes no attempt from the jobs sent to it: even with max_attempts 1 they
+// run elsewhere.
+func TestUnreachableHostUsesNoAttempts(t *testing.T) {
+	dead := fleet.HostConfig{Name: "dead", Engine: engine.Config{Address: "unix:///nonexistent/docker.sock"}}
+	r := newRig(t, enginetest.Shared(t, 1), rigOptions{noHealth: true, extra: []fleet.HostConfig{dead},
+		dispatch: dispatch.Config{MaxAttempts: 1}})
+	var ids []string
+	for range 4 {
+		ids = append(ids, r.submit(r.spec("exit", "0")).ID)
+	}
+	sawDead := false
+	for _, id := range ids {
+		j := r.wait(id, 60*time.Second)
+		if j.State != job.StateSucceeded || j.Host == "dead" {
+			t.Fatalf("%+v", j)
+		}
+		atts, _ := r.d.Attempts(context.Background(), id)
+		for _, a := range atts {
+			if a.Host == "dead" {
+				sawDead = true
+				if a.Outcome != "unreachable" {
+					t.Fatalf("attempt on the dead host: %+v", a)
+				}
+			}
+		}
+	}
+	if !sawDead {
+		t.Fatal("no job was tried on the dead host; the test proved nothing")
 	}
 }

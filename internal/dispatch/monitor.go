@@ -117,7 +117,7 @@ watch:
 // lostEnding applies the lost-host policy to a job whose host stayed out.
 func (d *Dispatcher) lostEnding(j *job.Job, h *fleet.Host) ending {
 	why := fmt.Sprintf("host %s unreachable for %s", h.Name(), d.cfg.LostAfter)
-	if d.cfg.LostPolicy == LostReschedule && j.Attempt < d.maxAttempts(j) {
+	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(context.Background(), j) < d.maxAttempts(j) {
 		return ending{job.StateQueued, why + "; rescheduled"}
 	}
 	return ending{job.StateLost, why}
@@ -132,7 +132,7 @@ func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, e
 		To: end.state, Reason: end.reason, Now: now,
 	}
 	if end.state == job.StateQueued {
-		p.AttemptOutcome = "lost_host"
+		p.AttemptOutcome = outcomeLostHost
 		p.NotBefore = &now
 	} else {
 		p.FinishedAt = &now

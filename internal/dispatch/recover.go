@@ -72,8 +72,8 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 func (d *Dispatcher) endOrphan(ctx context.Context, j *job.Job, why string) {
 	now := time.Now()
 	p := store.JobTransitionParams{ID: j.ID, From: []job.State{job.StateLaunching, job.StateRunning}, Now: now, Reason: why}
-	if d.cfg.LostPolicy == LostReschedule && j.Attempt < d.maxAttempts(j) {
-		p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, &now, "lost_host"
+	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(context.Background(), j) < d.maxAttempts(j) {
+		p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, &now, outcomeLostHost
 	} else {
 		p.To, p.FinishedAt = job.StateLost, &now
 	}

@@ -43,6 +43,7 @@ type rigOptions struct {
 	breaker  breaker.Settings
 	noHealth bool // no background health checks: the breakers see only job traffic
 	timeouts *engine.Timeouts
+	extra    []fleet.HostConfig // hosts besides the engines (e.g. one that does not exist)
 }
 
 func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
@@ -67,6 +68,7 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 			Engine: engine.Config{Address: e.UnixHost(), NetworkMode: "none", Timeouts: timeouts},
 		})
 	}
+	r.fcfg.Hosts = append(r.fcfg.Hosts, o.extra...)
 	r.fcfg.Health = o.health
 	r.fcfg.DisableHealthChecks = o.noHealth
 	r.fcfg.Breaker = o.breaker

@@ -216,7 +216,9 @@ func (d *Dispatcher) ensureImage(ctx context.Context, j *job.Job, h *fleet.Host)
 
 // launchFailed records a failed launch: a job fault fails the job; a host
 // fault puts it back in the queue for another host, after a backoff, unless
-// its attempts are used up.
+// its attempts are used up. A host that could not be reached at all (the
+// request never left: nothing was created) is like no host at all: that
+// attempt does not count against the job's max_attempts.
 func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host, cid string, err error) {
 	j := hd.job
 	if cid != "" {
@@ -226,15 +228,19 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 	p := store.JobTransitionParams{ID: j.ID, From: []job.State{job.StateLaunching}, ExpectAttempt: &j.Attempt, Now: now}
 	switch {
 	case engine.ClassOf(err) == engine.ClassHost || errors.Is(err, breaker.ErrOpen):
-		if j.Attempt >= d.maxAttempts(j) {
-			p.To, p.FinishedAt = job.StateFailed, &now
-			p.Reason = fmt.Sprintf("host fault on %s, attempts used up (%d/%d): %v", h.Name(), j.Attempt, d.maxAttempts(j), err)
-			p.AttemptOutcome = "host_fault"
-		} else {
-			wait := d.backoff(j)
-			p.To, p.NotBefore = job.StateQueued, store.Ptr(now.Add(wait))
-			p.Reason = fmt.Sprintf("host fault on %s: %v; retrying on another host in %s", h.Name(), err, wait.Round(time.Millisecond))
-			p.AttemptOutcome = "host_fault"
+		wait := d.backoff(j)
+		requeue := func(outcome, reason string) {
+			p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, store.Ptr(now.Add(wait)), outcome
+			p.Reason = fmt.Sprintf("%s; retrying in %s", reason, wait.Round(time.Millisecond))
+		}
+		switch {
+		case engine.IsUnreachable(err) || errors.Is(err, breaker.ErrOpen):
+			requeue(outcomeUnreachable, fmt.Sprintf("host %s unreachable: %v", h.Name(), err))
+		case d.attemptsUsed(ctx, j) >= d.maxAttempts(j):
+			p.To, p.FinishedAt, p.AttemptOutcome = job.StateFailed, &now, outcomeHostFault
+			p.Reason = fmt.Sprintf("host fault on %s, attempts used up (%d): %v", h.Name(), d.maxAttempts(j), err)
+		default:
+			requeue(outcomeHostFault, fmt.Sprintf("host fault on %s: %v; another host will be tried", h.Name(), err))
 		}
 	default:
 		p.To, p.FinishedAt = job.StateFailed, &now
@@ -251,6 +257,30 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 	if nj.State.Terminal() {
 		d.finished(nj)
 	}
+}
+
+// Attempt outcomes the dispatcher records besides the job states.
+const (
+	outcomeHostFault   = "host_fault"  // the host failed the launch: counts against max_attempts
+	outcomeUnreachable = "unreachable" // the host could not be reached: does not count
+	outcomeLostHost    = "lost_host"   // the host stayed unreachable while the job ran: counts
+)
+
+// attemptsUsed counts the job's attempts that count against max_attempts:
+// every attempt except those whose host could not be reached at all (the
+// current one, not finished yet, counts).
+func (d *Dispatcher) attemptsUsed(ctx context.Context, j *job.Job) int {
+	atts, err := d.store.AttemptList(ctx, j.ID)
+	if err != nil {
+		return j.Attempt // fail safe: as if every attempt counted
+	}
+	used := 0
+	for _, a := range atts {
+		if a.Outcome != outcomeUnreachable {
+			used++
+		}
+	}
+	return used
 }
 
 func (d *Dispatcher) finished(j *job.Job) {

@@ -206,6 +206,9 @@ func TestKilledEngineIsHostFaultFast(t *testing.T) {
 	err := c.Ping(context.Background())
 	took := time.Since(start)
 	wantClass(t, err, engine.ClassHost)
+	if !engine.IsUnreachable(err) {
+		t.Fatalf("%v: want IsUnreachable", err)
+	}
 	if took > 2*time.Second {
 		t.Fatalf("ping to a killed engine took %v; a refused dial should fail fast", took)
 	}
@@ -246,6 +249,9 @@ func TestHungEngineCallsReturnAtTheirDeadline(t *testing.T) {
 		wantClass(t, err, engine.ClassHost)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: %v, want a deadline error", call.name, err)
+		}
+		if engine.IsUnreachable(err) {
+			t.Errorf("%s on a hung engine: IsUnreachable, but the request was sent", call.name)
 		}
 		if took < deadline || took > deadline+time.Second {
 			t.Errorf("%s on a hung engine returned after %v; want about its %v deadline", call.name, took, deadline)

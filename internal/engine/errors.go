@@ -70,6 +70,18 @@ func ClassOf(err error) Class {
 	return ClassHost
 }
 
+// IsUnreachable reports whether err is a failure to reach the engine at
+// all (connection refused, no such socket, no route): the request was never
+// sent, so nothing can have been created. A deadline or a broken connection
+// mid-call is not this: the engine may have acted.
+func IsUnreachable(err error) bool {
+	if client.IsErrConnectionFailed(err) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // IsHostFault reports whether err counts against the host.
 func IsHostFault(err error) bool { return ClassOf(err) == ClassHost }
 
