@@ -200,6 +200,13 @@ func (f *Fleet) Start(ctx context.Context) error {
 	if f.cfg.DisableHealthChecks {
 		return nil
 	}
+	// One check of every host before any job is placed, so that a host that
+	// is down from the start is known as such (at most Health.Timeout).
+	var first sync.WaitGroup
+	for _, h := range f.hosts {
+		first.Go(func() { f.CheckNow(ctx, h) })
+	}
+	first.Wait()
 	for _, h := range f.hosts {
 		f.wg.Add(1)
 		go func() {

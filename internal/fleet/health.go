@@ -9,11 +9,12 @@ import (
 	"fusebox/internal/engine"
 )
 
-// healthLoop checks h every Interval (with jitter), and as soon as an open
+// healthLoop checks h every Interval (with jitter; Start has run the first
+// check), and as soon as an open
 // breaker's time is up, so that a recovered host is probed promptly even
 // when no job is sent to it.
 func (f *Fleet) healthLoop(ctx context.Context, h *Host) {
-	t := time.NewTimer(jitter(f.cfg.Health.Interval, f.cfg.Health.Jitter) / 4)
+	t := time.NewTimer(jitter(f.cfg.Health.Interval, f.cfg.Health.Jitter))
 	defer t.Stop()
 	for {
 		select {
