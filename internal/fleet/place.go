@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -75,16 +76,15 @@ func (e *NoHostError) AnyFull() bool {
 
 const reasonFull = "full"
 
-// Place picks a host for req and leases it. The rules, in order: the host
-// must carry the constraint labels, not be draining or isolated, have a
-// free capacity slot, and have a closed breaker (an open host gets no jobs;
-// a half-open one is probed by the health checks, so that no job spends an
-// attempt on a host that is likely still down). Among
-// those, the least loaded by weight wins; on a tie, a host with the image,
-// then the host that has had the fewest jobs by weight (so idle hosts share
-// the work, and a host back from an outage takes jobs at once). The Avoid
-// host, and a host whose last health check failed, only if nothing else
-// fits.
+// Place picks a host for req and leases it. The host must carry the
+// constraint labels, not be draining or isolated or failing its canary,
+// have a free capacity slot, and have a closed breaker (an open host gets no
+// jobs; a half-open one is probed by the health checks, so that no job
+// spends an attempt on a host that is likely still down). Among those: the
+// Avoid host and a host whose last health check failed come last; then the
+// least loaded by weight wins; on a tie, a host with the image, then the
+// host that has had the fewest jobs by weight (so idle hosts share the
+// work, and a host back from an outage takes jobs at once).
 func (f *Fleet) Place(req Request) (*Lease, error) {
 	type cand struct {
 		h       *Host
@@ -136,34 +136,13 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			avoid: h.Name() == req.Avoid, suspect: h.suspect(), placed: float64(h.placed.Load()) / h.cfg.Weight})
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int {
-		switch {
-		case a.avoid != b.avoid:
-			if a.avoid {
-				return 1
-			}
-			return -1
-		case a.suspect != b.suspect:
-			if a.suspect {
-				return 1
-			}
-			return -1
-		case a.load != b.load:
-			if a.load < b.load {
-				return -1
-			}
-			return 1
-		case a.hasImg != b.hasImg:
-			if a.hasImg {
-				return -1
-			}
-			return 1
-		case a.placed != b.placed:
-			if a.placed < b.placed {
-				return -1
-			}
-			return 1
-		}
-		return 0
+		return cmp.Or(
+			trueLast(a.avoid, b.avoid),
+			trueLast(a.suspect, b.suspect),
+			cmp.Compare(a.load, b.load),
+			trueLast(b.hasImg, a.hasImg), // with the image first
+			cmp.Compare(a.placed, b.placed),
+		)
 	})
 	for _, c := range cands {
 		// Take the slot first so that two placements racing for the last
@@ -188,4 +167,15 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 		return &Lease{host: c.h, token: tok}, nil
 	}
 	return nil, &NoHostError{Reasons: reasons, NextTry: nextTry}
+}
+
+// trueLast orders false before true.
+func trueLast(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
