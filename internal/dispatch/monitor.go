@@ -87,7 +87,7 @@ watch:
 				unreachableSince = time.Now()
 			}
 			if time.Since(unreachableSince) >= d.cfg.LostAfter {
-				end = d.lostEnding(j, h)
+				end = d.lostEnding(ctx, j, h)
 				break watch
 			}
 		}
@@ -115,9 +115,9 @@ watch:
 }
 
 // lostEnding applies the lost-host policy to a job whose host stayed out.
-func (d *Dispatcher) lostEnding(j *job.Job, h *fleet.Host) ending {
+func (d *Dispatcher) lostEnding(ctx context.Context, j *job.Job, h *fleet.Host) ending {
 	why := fmt.Sprintf("host %s unreachable for %s", h.Name(), d.cfg.LostAfter)
-	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(context.Background(), j) < d.maxAttempts(j) {
+	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(ctx, j) < d.maxAttempts(j) {
 		return ending{job.StateQueued, why + "; rescheduled"}
 	}
 	return ending{job.StateLost, why}

@@ -72,7 +72,7 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 func (d *Dispatcher) endOrphan(ctx context.Context, j *job.Job, why string) {
 	now := time.Now()
 	p := store.JobTransitionParams{ID: j.ID, From: []job.State{job.StateLaunching, job.StateRunning}, Now: now, Reason: why}
-	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(context.Background(), j) < d.maxAttempts(j) {
+	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(ctx, j) < d.maxAttempts(j) {
 		p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, &now, outcomeLostHost
 	} else {
 		p.To, p.FinishedAt = job.StateLost, &now

@@ -83,9 +83,6 @@ type Config struct {
 	// circuit_breaker.enabled = false.
 	BreakersDisabled bool
 	Logger           *slog.Logger
-	// OnTransition is called, outside any lock and in order per host, after
-	// a host's breaker changes state. It must not block for long.
-	OnTransition func(Transition)
 }
 
 // ErrHostNotFound is returned for an unknown host name.
@@ -185,10 +182,7 @@ func classify(err error) breaker.Outcome {
 	case engine.ClassIgnored:
 		return breaker.Ignored
 	}
-	if errors.Is(err, context.Canceled) {
-		return breaker.Ignored
-	}
-	return breaker.Success
+	return breaker.Success // nil, or a job fault: the host answered
 }
 
 // Start begins the health checks. Stop ends them.
@@ -256,9 +250,6 @@ func (f *Fleet) recordTransition(host, from, to string) {
 	ls := slices.Clone(f.listeners)
 	f.mu.Unlock()
 	f.logger.Info("host breaker changed", "host", host, "from", from, "to", to)
-	if f.cfg.OnTransition != nil {
-		f.cfg.OnTransition(t)
-	}
 	for _, fn := range ls {
 		fn(t)
 	}

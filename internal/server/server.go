@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 
 	fc := fleetConfig(cfg)
 	fc.Logger = logger
-	fc.OnTransition = func(t fleet.Transition) {
+	onTransition := func(t fleet.Transition) {
 		m.BreakerTransition(t.Host, t.From, t.To)
 		if t.To == breaker.StateOpen.String() {
 			logger.Warn("host unavailable: breaker opened", "host", t.Host)
@@ -80,6 +80,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	fl.Subscribe(onTransition)
 	for _, h := range fl.Hosts() {
 		m.SetBreakerState(h.Name(), h.Breaker().State().String())
 	}
