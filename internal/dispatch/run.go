@@ -58,6 +58,13 @@ func signal(c chan struct{}) {
 // breaker opens: they fail over now rather than wait for their deadlines.
 var errHostOut = errors.New("host became unavailable during the launch")
 
+// startLaunch takes over a job the scheduler has just moved to launching
+// under lease: it launches the attempt and monitors it in the background.
+func (d *Dispatcher) startLaunch(j *job.Job, lease *fleet.Lease) {
+	hd := d.register(j)
+	d.goBackground(func() { d.runJob(d.ctx, hd, lease) })
+}
+
 // runJob launches a freshly placed job under its lease, then monitors it.
 func (d *Dispatcher) runJob(ctx context.Context, hd *handle, lease *fleet.Lease) {
 	h := lease.Host()
