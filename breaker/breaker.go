@@ -37,6 +37,7 @@ type Breaker struct {
 	trips       int64            // consecutive trips, before decay
 	closedSince int64            // when the breaker last closed (for trip decay)
 	openedAt    int64            // when the breaker last opened
+	openBase    int64            // base open duration of this open spell; 0 = OpenDuration (see Trip)
 	halfOpenAt  int64            // when the breaker last became half-open
 	probeOKs    int              // successful probes in this half-open period
 	probes      []probe          // probes in flight, oldest first

@@ -98,6 +98,10 @@
 //   - Allow(ctx) returns a Token for operations that report later (a
 //     container that runs for hours); Token.Done(err) or
 //     Token.DoneOutcome(o) reports once.
+//   - Trip(base) opens a closed breaker from outside, as a trip rule
+//     would, for (trips × base) instead of (trips × OpenDuration), a base
+//     that holds for the reopenings until it closes: fusebox's health
+//     checks eject a host with it, apart from the failures of real calls.
 //
 // A rejection is an *OpenError, for which errors.Is(err, ErrOpen) is true.
 // It names the breaker, the state that refused the call (open, forced-open,

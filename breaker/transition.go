@@ -1,5 +1,7 @@
 package breaker
 
+import "time"
+
 // This file holds the state changes. All of them run with b.mu held and end
 // in setState, which publishes the new state word (a new generation) and
 // queues the change for the listeners; b.unlock delivers it after the lock
@@ -32,16 +34,50 @@ func (b *Breaker) advance(now int64) {
 	}
 }
 
-// toOpen opens the breaker for the next, longer open duration.
+// toOpen opens the breaker for the next, longer open duration. A trip rule
+// firing on a closed breaker uses OpenDuration; a failed probe keeps the
+// base of the open spell it ends (see Trip).
 func (b *Breaker) toOpen(now int64) {
+	base := b.openBase
+	if stateOf(b.word.Load()) == StateClosed {
+		base = 0
+	}
+	b.openWith(now, base)
+}
+
+// openWith opens the breaker for (consecutive trips) × base, or ×
+// OpenDuration when base is zero.
+func (b *Breaker) openWith(now, base int64) {
 	trips := b.trips
 	if stateOf(b.word.Load()) == StateClosed {
 		trips = b.decayedTrips(now)
 	}
 	b.trips = trips + 1
+	b.openBase = base
 	b.openedAt = now
-	b.openUntil.Store(addSat(now, b.openDuration(b.trips)))
+	b.openUntil.Store(addSat(now, b.openDuration(b.trips, base)))
 	b.setState(StateOpen, now)
+}
+
+// Trip opens a closed breaker from outside, as a trip rule would (fusebox's
+// health checks eject a host this way): it is one more consecutive trip,
+// the breaker stays open for that many times base (capped at
+// MaxOpenDuration, shortened by up to Jitter), and then probes and closes
+// by itself as after any trip. A base of zero or less means OpenDuration.
+// The base holds until the breaker closes: a failed probe reopens it for
+// (trips × base), while a trip rule that fires once it is closed again
+// uses OpenDuration. Trip does nothing unless the breaker is closed (an
+// open or half-open breaker is already tripped; the manual states belong to
+// the operator) and reports whether it opened the breaker.
+func (b *Breaker) Trip(base time.Duration) bool {
+	now := b.now()
+	b.mu.Lock()
+	defer b.unlock()
+	if stateOf(b.word.Load()) != StateClosed {
+		return false
+	}
+	b.openWith(now, max(int64(base), 0))
+	return true
 }
 
 func (b *Breaker) toHalfOpen(at int64) { b.setState(StateHalfOpen, at) }
@@ -58,10 +94,14 @@ func (b *Breaker) decayedTrips(now int64) int64 {
 	return max(b.trips-(now-b.closedSince)/decay, 0)
 }
 
-// openDuration is OpenDuration times the number of consecutive trips, capped
-// at MaxOpenDuration, then shortened by up to Jitter.
-func (b *Breaker) openDuration(trips int64) int64 {
-	base, limit := int64(b.cfg.OpenDuration), int64(b.cfg.MaxOpenDuration)
+// openDuration is base (zero: OpenDuration) times the number of
+// consecutive trips, capped at MaxOpenDuration, then shortened by up to
+// Jitter.
+func (b *Breaker) openDuration(trips, base int64) int64 {
+	if base <= 0 {
+		base = int64(b.cfg.OpenDuration)
+	}
+	limit := int64(b.cfg.MaxOpenDuration)
 	d := limit
 	if base == 0 || trips <= limit/base {
 		d = base * trips
