@@ -17,6 +17,50 @@ import (
 // held keeps alloc'ed memory reachable until the process exits.
 var held [][]byte
 
+// floods is how many bytes of flood output each stream has had in one
+// run, so that the numbering of flood lines carries on from one flood step
+// to the next.
+type floods struct{ stdout, stderr int64 }
+
+// floodLineLen is the length of one flood line.
+const floodLineLen = 1024
+
+// floodLine writes flood line k of a stream whose fill byte is fill into b.
+func floodLine(b []byte, k int64, fill byte) {
+	for i := 18; i >= 0; i-- {
+		b[i] = byte('0' + k%10)
+		k /= 10
+	}
+	b[19] = ' '
+	for i := 20; i < floodLineLen-1; i++ {
+		b[i] = fill
+	}
+	b[floodLineLen-1] = '\n'
+}
+
+// flood writes n bytes of flood lines to w, going on from *pos (the bytes
+// of flood output this stream has had) and advancing it. It writes in large
+// chunks: the point is volume, fast.
+func flood(w io.Writer, pos *int64, fill byte, n int64) error {
+	const chunk = 1 << 20 // a whole number of lines
+	buf := make([]byte, chunk)
+	for n > 0 {
+		// Build the chunk of lines starting at line *pos/floodLineLen.
+		first := *pos / floodLineLen
+		for i := 0; i < chunk/floodLineLen; i++ {
+			floodLine(buf[i*floodLineLen:], first+int64(i), fill)
+		}
+		off := *pos % floodLineLen // a previous step may have stopped mid-line
+		m := min(int64(chunk)-off, n)
+		if _, err := w.Write(buf[off : off+m]); err != nil {
+			return err
+		}
+		*pos += m
+		n -= m
+	}
+	return nil
+}
+
 // exitError carries the code of an exit step.
 type exitError struct{ code int }
 
@@ -49,8 +93,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		os.Exit(128 + n)
 	}()
 
+	var fl floods
 	for _, st := range steps {
-		if err := runStep(ctx, st, stdout, stderr); err != nil {
+		if err := runStep(ctx, st, stdout, stderr, &fl); err != nil {
 			var ee *exitError
 			if errors.As(err, &ee) {
 				return ee.code
@@ -62,7 +107,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runStep(ctx context.Context, st Step, stdout, stderr io.Writer) error {
+func runStep(ctx context.Context, st Step, stdout, stderr io.Writer, fl *floods) error {
 	switch st.Op {
 	case OpPrint:
 		_, err := fmt.Fprintln(stdout, st.Text)
@@ -113,6 +158,10 @@ func runStep(ctx context.Context, st Step, stdout, stderr io.Writer) error {
 		}
 		held = append(held, b)
 		return nil
+	case OpFlood:
+		return flood(stdout, &fl.stdout, 'o', st.N)
+	case OpFloodStderr:
+		return flood(stderr, &fl.stderr, 'e', st.N)
 	case OpLines:
 		w := bufio.NewWriter(stdout)
 		for i := int64(1); i <= st.N; i++ {

@@ -22,6 +22,8 @@ const (
 	OpAlloc          Op = "alloc"            // alloc BYTES: allocate BYTES, touch every page, keep it until exit
 	OpLines          Op = "lines"            // lines N: print N numbered lines to stdout ("line 1" ... "line N")
 	OpEnv            Op = "env"              // env NAME: print the value of NAME (an empty line if unset)
+	OpFlood          Op = "flood"            // flood BYTES: write BYTES of numbered 1 KiB records to stdout, fast (see FloodRecord)
+	OpFloodStderr    Op = "flood-stderr"     // flood-stderr BYTES: the same to stderr
 )
 
 // Step is one parsed step.
@@ -30,13 +32,14 @@ type Step struct {
 	Text string        // print, stderr, env (the name), write (the content)
 	Path string        // write
 	Dur  time.Duration // sleep, burn
-	N    int64         // exit (the code), alloc (bytes), lines (count)
+	N    int64         // exit (the code), alloc and flood (bytes), lines (count)
 }
 
 // arity is the number of arguments each op takes.
 var arity = map[Op]int{
 	OpPrint: 1, OpStderr: 1, OpSleep: 1, OpExit: 1, OpWrite: 2,
 	OpHang: 0, OpHangIgnoreTerm: 0, OpBurn: 1, OpAlloc: 1, OpLines: 1, OpEnv: 1,
+	OpFlood: 1, OpFloodStderr: 1,
 }
 
 // UsageError is a malformed command line; the process exits 2.
@@ -108,7 +111,7 @@ func parseStep(op Op, a []string) (Step, error) {
 		if err == nil && st.N < 0 {
 			err = fmt.Errorf("negative count %d", st.N)
 		}
-	case OpAlloc:
+	case OpAlloc, OpFlood, OpFloodStderr:
 		st.N, err = ParseBytes(a[0])
 	}
 	return st, err
@@ -166,6 +169,13 @@ Runs the steps in order. Steps:
   alloc BYTES            allocate BYTES (1048576, 64k, 10MiB), touch every page, keep it
   lines N                print N numbered lines: "line 1" ... "line N"
   env NAME               print the value of NAME (empty line if unset)
+  flood BYTES            write BYTES (10MiB, 1GiB) to stdout as numbered 1 KiB lines
+  flood-stderr BYTES     the same to stderr
+
+Flood line k of a stream (k from 0, counted on across that stream's flood
+steps) is k as 19 zero-padded digits, a space, 1003 fill bytes ('o' on
+stdout, 'e' on stderr) and a newline; the last line of a step is cut short
+when BYTES is not a multiple of 1024.
 
 Without a final exit step the job exits 0. SIGTERM or SIGINT ends it with
 128+signal (143 for SIGTERM) unless hang-ignore-term ran.

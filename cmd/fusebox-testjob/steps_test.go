@@ -113,6 +113,30 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunFlood(t *testing.T) {
+	var out, errOut bytes.Buffer
+	// 1500 bytes, then 3<<20 more: the second step goes on mid-line.
+	code := Run(context.Background(), []string{"flood", "1500", "flood-stderr", "10", "flood", "3MiB"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code = %d (stderr %q)", code, errOut.String())
+	}
+	var want bytes.Buffer
+	line := make([]byte, floodLineLen)
+	for k := int64(0); want.Len() < 1500+3<<20; k++ {
+		floodLine(line, k, 'o')
+		want.Write(line)
+	}
+	if got := out.Bytes(); !bytes.Equal(got, want.Bytes()[:1500+3<<20]) {
+		t.Errorf("stdout: %d bytes, not the flood lines in order", len(got))
+	}
+	if got := errOut.String(); got != "0000000000" {
+		t.Errorf("stderr = %q, want the first 10 bytes of line 0", got)
+	}
+	if l := string(out.Bytes()[1024 : 1024+20]); l != "0000000000000000001 " {
+		t.Errorf("line 1 starts %q", l)
+	}
+}
+
 func TestRunUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := Run(context.Background(), nil, &out, &errOut); code != 2 {
