@@ -72,7 +72,9 @@ type Store interface {
 
 	// JobSetCancelRequested marks a launching or running job for
 	// cancellation (the dispatcher stops its container). It returns the job;
-	// job.ErrTerminal if it has already finished.
+	// job.ErrTerminal if it has already finished, job.ErrConflict if it is
+	// queued (cancel it with a transition instead: a queued job has no
+	// container to stop, and a flag on it could be missed by the scheduler).
 	JobSetCancelRequested(ctx context.Context, id string) (*job.Job, error)
 
 	// JobTransitionList returns a job's transitions in order.
@@ -80,6 +82,16 @@ type Store interface {
 
 	// AttemptList returns a job's attempts in order.
 	AttemptList(ctx context.Context, jobID string) ([]job.Attempt, error)
+
+	// FenceList returns the fences on host ("" for every host), oldest
+	// first. A fence is added by JobTransition (JobTransitionParams.Fence).
+	FenceList(ctx context.Context, host string) ([]Fence, error)
+
+	// FenceClear deletes a fence once its container is confirmed gone and
+	// appends p.Note to the error of the attempt it fenced, so the job's
+	// record says what became of that container. Clearing a fence that
+	// does not exist is not an error.
+	FenceClear(ctx context.Context, p FenceClearParams) error
 
 	// LogsSet stores the collected output of a job (replacing any earlier).
 	LogsSet(ctx context.Context, jobID string, logs job.Logs) error
@@ -132,6 +144,34 @@ type JobTransitionParams struct {
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
 	AttemptOutcome string // outcome recorded on the attempt row when it finishes; default string(To)
+	// DropAttempt undoes the current attempt: it never reached its host
+	// (nothing was created there), so its attempt row is deleted and the
+	// job's attempt number goes back by one. Attempts count only launches
+	// that reached a host. Valid only when leaving launching.
+	DropAttempt bool
+	// Fence, if set, records in the same transaction that a container of
+	// the job (Fence.Attempt) may still exist on Fence.Host: that host
+	// gets no other job until it is confirmed gone (FenceClear).
+	Fence *Fence
+}
+
+// Fence is a container fusebox may have left on a host it could not reach
+// (a launch whose answer was lost, a job whose host was declared lost).
+type Fence struct {
+	Host      string
+	JobID     string
+	Attempt   int
+	Container string // the attempt's container name
+	Reason    string
+	CreatedAt time.Time
+}
+
+// FenceClearParams are the arguments of Store.FenceClear.
+type FenceClearParams struct {
+	Host    string
+	JobID   string
+	Attempt int
+	Note    string // appended to the attempt's error, e.g. "container removed from h1 when it answered again"
 }
 
 // Ptr returns a pointer to v, for the optional fields of the params structs.

@@ -341,6 +341,12 @@ func transition(ctx context.Context, tx *sql.Tx, p store.JobTransitionParams) (*
 	if p.SetAttempt != nil {
 		next.Attempt = *p.SetAttempt
 	}
+	if p.DropAttempt {
+		if cur.State != job.StateLaunching || p.To == job.StateLaunching || p.SetAttempt != nil || cur.Attempt < 1 {
+			return nil, fmt.Errorf("DropAttempt is only valid when leaving launching (job is %s on attempt %d)", cur.State, cur.Attempt)
+		}
+		next.Attempt = cur.Attempt - 1
+	}
 	if p.ExitCode != nil {
 		next.ExitCode = p.ExitCode
 	}
@@ -382,7 +388,11 @@ func transition(ctx context.Context, tx *sql.Tx, p store.JobTransitionParams) (*
 			return nil, fmt.Errorf("set container of attempt %d: %w", next.Attempt, err)
 		}
 	}
-	if active(cur.State) && !active(next.State) {
+	if p.DropAttempt {
+		if _, err = tx.ExecContext(ctx, `DELETE FROM attempts WHERE job_id = ? AND number = ?`, p.ID, cur.Attempt); err != nil {
+			return nil, fmt.Errorf("drop attempt %d: %w", cur.Attempt, err)
+		}
+	} else if active(cur.State) && !active(next.State) {
 		outcome := p.AttemptOutcome
 		if outcome == "" {
 			outcome = string(p.To)
@@ -394,6 +404,13 @@ func transition(ctx context.Context, tx *sql.Tx, p store.JobTransitionParams) (*
 		}
 	}
 
+	if f := p.Fence; f != nil {
+		_, err = tx.ExecContext(ctx, `INSERT INTO fences (host, job_id, attempt, container, reason, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, f.Host, p.ID, f.Attempt, f.Container, f.Reason, nanos(p.Now))
+		if err != nil {
+			return nil, fmt.Errorf("add fence on %s: %w", f.Host, err)
+		}
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO transitions (job_id, seq, from_state, to_state, reason, host, attempt, at)
 		SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM transitions WHERE job_id = ?`,
 		p.ID, cur.State, next.State, p.Reason, next.Host, next.Attempt, nanos(p.Now), p.ID)
@@ -414,6 +431,9 @@ func (db *DB) JobSetCancelRequested(ctx context.Context, id string) (*job.Job, e
 		}
 		if cur.State.Terminal() {
 			return fmt.Errorf("job is %s: %w", cur.State, job.ErrTerminal)
+		}
+		if !active(cur.State) {
+			return fmt.Errorf("job is %s, not launching or running: %w", cur.State, job.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE id = ?`, id); err != nil {
 			return err

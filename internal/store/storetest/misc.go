@@ -19,7 +19,7 @@ func testCancelRequested(f *fx) {
 	f.move("succeeded", job.StateRunning, job.StateSucceeded, at(3*time.Second))
 	f.move("cancelled", job.StateQueued, job.StateCancelled, at(3*time.Second))
 
-	for _, id := range []string{"queued", "launching", "running", "running"} { // twice is fine
+	for _, id := range []string{"launching", "running", "running"} { // twice is fine
 		before := f.get(id)
 		got, err := f.s.JobSetCancelRequested(f.ctx, id)
 		if err != nil {
@@ -40,7 +40,13 @@ func testCancelRequested(f *fx) {
 		checkErr(f.t, "JobSetCancelRequested("+id+")", err, job.ErrTerminal)
 		f.unchanged("JobSetCancelRequested("+id+")", before)
 	}
-	_, err := f.s.JobSetCancelRequested(f.ctx, "nope")
+	// A queued job is cancelled by a transition, never flagged: a flag on
+	// it could be missed by the scheduler.
+	before := f.snapshot("queued")
+	_, err := f.s.JobSetCancelRequested(f.ctx, "queued")
+	checkErr(f.t, "JobSetCancelRequested(queued)", err, job.ErrConflict)
+	f.unchanged("JobSetCancelRequested(queued)", before)
+	_, err = f.s.JobSetCancelRequested(f.ctx, "nope")
 	checkErr(f.t, "JobSetCancelRequested(nope)", err, job.ErrNotFound)
 
 	// The dispatcher then stops the container and records the cancellation.

@@ -47,6 +47,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Lifecycle", testLifecycle},
 		{"AttemptOutcomes", testAttemptOutcomes},
 		{"CancelRequested", testCancelRequested},
+		{"DropAttempt", testDropAttempt},
+		{"Fences", testFences},
 		{"Logs", testLogs},
 		{"CloseTwice", testCloseTwice},
 	}
