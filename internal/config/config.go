@@ -34,6 +34,7 @@ type Config struct {
 	PollInterval        time.Duration       `yaml:"poll_interval"`
 	StopGracePeriod     time.Duration       `yaml:"stop_grace_period"`
 	Auth                Auth                `yaml:"auth"`
+	API                 API                 `yaml:"api"`
 }
 
 // Auth says who may use the HTTP API. With no tokens the API is open, and
@@ -49,6 +50,27 @@ type Token struct {
 	Name  string `yaml:"name"`  // who holds it, for logs; never the secret
 	Token string `yaml:"token"` // the secret sent as "Authorization: Bearer ..."
 	Role  string `yaml:"role"`
+}
+
+// API is the HTTP API's transport and bounds. Beyond loopback it needs
+// TLS (or InsecureHTTP, in so many words) as well as auth tokens.
+type API struct {
+	TLS          APITLS `yaml:"tls"`
+	InsecureHTTP bool   `yaml:"insecure_http"` // plain HTTP beyond loopback (a proxy terminates TLS)
+	// MaxFollowsPerToken bounds the log follows one token (or, without
+	// tokens, every client together) has open at once.
+	MaxFollowsPerToken int `yaml:"max_follows_per_token"`
+	// FollowStartTimeout ends a log follow of a job that stays queued or
+	// launching this long.
+	FollowStartTimeout time.Duration `yaml:"follow_start_timeout"`
+}
+
+// APITLS is the API server's certificate (with its chain) and key, PEM
+// files read again when they change. Both empty: no TLS. Relative paths in
+// a file are resolved against the file's directory by Load.
+type APITLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Roles lists the valid token roles.
@@ -242,6 +264,9 @@ const (
 
 	PollIntervalDefault    = 2 * time.Second
 	StopGracePeriodDefault = 10 * time.Second
+
+	APIMaxFollowsPerTokenDefault = 8
+	APIFollowStartTimeoutDefault = 10 * time.Minute
 )
 
 // LogLevels are the accepted values of log_level.
@@ -332,6 +357,7 @@ func defaults(env lookupFunc, src *sources) *Config {
 		},
 		PollInterval:    PollIntervalDefault,
 		StopGracePeriod: StopGracePeriodDefault,
+		API:             API{MaxFollowsPerToken: APIMaxFollowsPerTokenDefault, FollowStartTimeout: APIFollowStartTimeoutDefault},
 	}
 }
 

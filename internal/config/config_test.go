@@ -80,6 +80,7 @@ func TestDefaultsNoFile(t *testing.T) {
 		},
 		PollInterval:    2 * time.Second,
 		StopGracePeriod: 10 * time.Second,
+		API:             API{MaxFollowsPerToken: 8, FollowStartTimeout: 10 * time.Minute},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -103,6 +104,7 @@ func TestDefaultFillsEverything(t *testing.T) {
 		"database": true, "hosts[0].tls": true, "hosts[0].labels": true, "hosts[0].network_mode": true,
 		"circuit_breaker.failure_rate": true, "circuit_breaker.slow_call": true,
 		"health_check.canary.enabled": true, "health_check.canary.image": true,
+		"api.tls.cert": true, "api.tls.key": true, "api.insecure_http": true,
 	}
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {

@@ -116,6 +116,13 @@
 //	    - name: ci               # who holds it, for logs
 //	      token: "..."           # >= 16 characters, sent as "Authorization: Bearer ..."
 //	      role: submit           # read | submit | admin
+//	api:                         # beyond loopback: TLS (or insecure_http) and tokens
+//	  tls:                       # serve HTTPS; both files, or neither; read again when they change
+//	    cert: ""                 # server certificate (with its chain), PEM; relative to the file
+//	    key: ""                  # its private key, PEM
+//	  insecure_http: false       # true: plain HTTP beyond loopback (a proxy terminates TLS)
+//	  max_follows_per_token: 8   # log follows one token has open at once (>= 1); the next gets 429
+//	  follow_start_timeout: 10m  # a follow of a job queued or launching this long ends (> 0)
 //
 // Durations are Go durations with a unit ("30s", "1m30s", "500ms"); a bare
 // number other than 0 is refused, so that "30" is never read as 30ns.

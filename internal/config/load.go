@@ -147,33 +147,44 @@ func resolveTLSPaths(c *Config, src *sources, dir string) {
 			}
 		}
 	}
+	for key, p := range map[string]*string{"cert": &c.API.TLS.Cert, "key": &c.API.TLS.Key} {
+		if o, ok := src.at["api.tls."+key]; ok && o.line > 0 && *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
 }
 
-// checkTLSFiles checks that the TLS files of every host can be read.
+// checkTLSFiles checks that the TLS files of every host, and the API's,
+// can be read.
 func checkTLSFiles(c *Config, src *sources) []Problem {
-	var probs []Problem
+	type file struct{ field, path string }
+	files := []file{{"api.tls.cert", c.API.TLS.Cert}, {"api.tls.key", c.API.TLS.Key}}
 	for i, h := range c.Hosts {
 		if h.TLS == nil {
 			continue
 		}
 		for _, f := range []struct{ key, path string }{{"ca", h.TLS.CA}, {"cert", h.TLS.Cert}, {"key", h.TLS.Key}} {
-			if f.path == "" {
-				continue
-			}
-			fh, err := os.Open(f.path)
-			if err == nil {
-				fh.Close()
-				continue
-			}
-			reason := err
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				reason = pe.Err
-			}
-			p := src.problem(fmt.Sprintf("hosts[%d].tls.%s", i, f.key), fmt.Sprintf("cannot read %s: %v", f.path, reason))
-			p.err = err
-			probs = append(probs, p)
+			files = append(files, file{fmt.Sprintf("hosts[%d].tls.%s", i, f.key), f.path})
 		}
+	}
+	var probs []Problem
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(f.path)
+		if err == nil {
+			fh.Close()
+			continue
+		}
+		reason := err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			reason = pe.Err
+		}
+		p := src.problem(f.field, fmt.Sprintf("cannot read %s: %v", f.path, reason))
+		p.err = err
+		probs = append(probs, p)
 	}
 	return probs
 }

@@ -62,6 +62,7 @@ func validate(c *Config, src *sources) []Problem {
 		v.bad("stop_grace_period", "must not be negative (got %s); 0 kills at once", fmtDuration(c.StopGracePeriod))
 	}
 	v.auth(c)
+	v.api(&c.API)
 	return v.probs
 }
 
@@ -318,4 +319,19 @@ func (v *validator) auth(c *Config) {
 			v.bad(p+".role", "must be one of %s (got %q)", strings.Join(Roles, ", "), t.Role)
 		}
 	}
+}
+
+func (v *validator) api(a *API) {
+	// Blamed on the one that is set: that is where the user wrote something.
+	if a.TLS.Cert != "" && a.TLS.Key == "" {
+		v.bad("api.tls.cert", "needs api.tls.key as well (the server certificate's private key)")
+	}
+	if a.TLS.Key != "" && a.TLS.Cert == "" {
+		v.bad("api.tls.key", "needs api.tls.cert as well (the certificate of this server key)")
+	}
+	if a.InsecureHTTP && a.TLS.Cert != "" {
+		v.bad("api.insecure_http", "is for plain HTTP, but api.tls is set; remove one")
+	}
+	v.atLeast("api.max_follows_per_token", a.MaxFollowsPerToken, 1)
+	v.positive("api.follow_start_timeout", a.FollowStartTimeout)
 }
