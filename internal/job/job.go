@@ -5,6 +5,10 @@
 // It imports nothing internal and holds no logic beyond validation and small
 // helpers, so that the store, the dispatcher, the API and the CLI can all
 // depend on it without depending on each other (as river's rivertype does).
+// Its one dependency, github.com/distribution/reference, parses image
+// references the way the engine does, so that validation refuses what a
+// host would (see Spec.ValidateWith and Limits). Test data shared by other
+// packages' tests (the hostile-spec corpus) is in jobtest.
 package job
 
 import (
@@ -83,78 +87,6 @@ type Spec struct {
 	RetryBackoff   Duration `json:"retry_backoff,omitempty"`
 	PullPolicy     string   `json:"pull_policy,omitempty"`
 	IdempotencyKey string   `json:"idempotency_key,omitempty"`
-}
-
-// FieldError names the field of a bad input and what is wrong with it.
-type FieldError struct {
-	Field  string
-	Value  any
-	Reason string
-}
-
-func (e *FieldError) Error() string {
-	if e.Value == nil {
-		return fmt.Sprintf("%s: %s", e.Field, e.Reason)
-	}
-	return fmt.Sprintf("%s: %s (got %v)", e.Field, e.Reason, e.Value)
-}
-
-// ErrInvalid is wrapped by every validation error.
-var ErrInvalid = errors.New("invalid job spec")
-
-// Validate checks s and returns every problem found, each naming its field.
-// The returned error wraps ErrInvalid and each *FieldError.
-func (s *Spec) Validate() error {
-	var errs []error
-	add := func(field string, value any, reason string) {
-		errs = append(errs, &FieldError{Field: field, Value: value, Reason: reason})
-	}
-	if s.Image == "" {
-		add("image", nil, "is required")
-	} else if len(s.Image) > 512 {
-		add("image", len(s.Image), "is longer than 512 characters")
-	}
-	if s.CPUs < 0 {
-		add("cpus", s.CPUs, "must not be negative")
-	}
-	if s.MemoryBytes < 0 {
-		add("memory_bytes", s.MemoryBytes, "must not be negative")
-	} else if s.MemoryBytes > 0 && s.MemoryBytes < 6<<20 {
-		add("memory_bytes", s.MemoryBytes, "must be at least 6 MiB (Docker's minimum)")
-	}
-	if s.Timeout < 0 {
-		add("timeout", s.Timeout, "must not be negative")
-	}
-	if s.MaxAttempts < 0 {
-		add("max_attempts", s.MaxAttempts, "must not be negative")
-	} else if s.MaxAttempts > 100 {
-		add("max_attempts", s.MaxAttempts, "must be at most 100")
-	}
-	if s.RetryBackoff < 0 {
-		add("retry_backoff", s.RetryBackoff, "must not be negative")
-	}
-	switch s.PullPolicy {
-	case "", PullMissing, PullAlways, PullNever:
-	default:
-		add("pull_policy", s.PullPolicy, `must be one of "missing", "always", "never"`)
-	}
-	for k := range s.Labels {
-		if len(k) >= 8 && k[:8] == "fusebox." {
-			add("labels."+k, nil, `keys starting "fusebox." are reserved`)
-		}
-	}
-	for k := range s.Env {
-		if k == "" {
-			add("env", nil, "has an empty variable name")
-		}
-	}
-	if len(s.IdempotencyKey) > 256 {
-		add("idempotency_key", len(s.IdempotencyKey), "is longer than 256 characters")
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errors.Join(append([]error{ErrInvalid}, errs...)...)
 }
 
 // Job is a submitted job and where it is now.
