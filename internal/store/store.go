@@ -12,6 +12,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"fusebox/internal/job"
@@ -46,6 +48,39 @@ type Store interface {
 	// JobListQueued returns queued jobs whose NotBefore is zero or not after
 	// p.Now, in dispatch order: Priority desc, CreatedAt asc, ID asc.
 	JobListQueued(ctx context.Context, p JobListQueuedParams) ([]*job.Job, error)
+
+	// QueueKeyList returns the constraint keys (see ConstraintsKey) of the
+	// queued jobs, ready or waiting for a backoff, each with its constraints
+	// and how many queued jobs carry it, in key order. It costs the number
+	// of distinct keys, not the length of the queue.
+	QueueKeyList(ctx context.Context) ([]QueueKey, error)
+
+	// JobListReady returns up to p.Limit queued jobs with constraints key
+	// p.Key whose NotBefore is zero or not after p.Now, in dispatch order
+	// (Priority desc, CreatedAt asc, ID asc), starting after p.After when it
+	// is set. The rows are light (no spec): their cost does not grow with
+	// the spec's size.
+	JobListReady(ctx context.Context, p JobListReadyParams) ([]QueuedJob, error)
+
+	// JobSetWaitReason sets the reason (and UpdatedAt, to p.Now) of the
+	// queued jobs with constraints key p.Key whose NotBefore is zero or not
+	// after p.Now and whose reason differs from p.Reason, in one
+	// transaction, and returns how many it changed. It records no
+	// transition: the state does not change. When no reason differs it
+	// writes nothing.
+	JobSetWaitReason(ctx context.Context, p JobSetWaitReasonParams) (int, error)
+
+	// JobNextNotBefore returns the earliest NotBefore after now among the
+	// queued jobs: when the next backoff ends. Zero if none is waiting for
+	// one.
+	JobNextNotBefore(ctx context.Context, now time.Time) (time.Time, error)
+
+	// JobDeleteFinished deletes up to p.Limit jobs in a terminal state that
+	// finished (their UpdatedAt) before p.Before, oldest first, with their
+	// transitions, attempts and logs, in one transaction; it returns how
+	// many it deleted. Jobs in other states, and jobs with a fence, are
+	// never deleted.
+	JobDeleteFinished(ctx context.Context, p JobDeleteFinishedParams) (int, error)
 
 	// JobListActive returns every job in state launching or running (for
 	// monitoring and for reconciling after a restart), oldest first.
@@ -124,6 +159,62 @@ type JobListParams struct {
 type JobListQueuedParams struct {
 	Now   time.Time
 	Limit int // 0: 100
+}
+
+// QueueKey is one constraints key of the queued jobs.
+type QueueKey struct {
+	Key         string            // ConstraintsKey(Constraints)
+	Constraints map[string]string // nil for none
+	Queued      int               // queued jobs with this key, ready or not
+}
+
+// QueuedJob is the light row of a queued job that the scheduler reads: what
+// placement needs, never the spec.
+type QueuedJob struct {
+	ID        string
+	Attempt   int    // attempts used so far
+	Host      string // the last attempt's host (to avoid when Attempt > 0)
+	Image     string // Spec.Image
+	Key       string // ConstraintsKey(Spec.Constraints)
+	Reason    string
+	Priority  int
+	CreatedAt time.Time
+	NotBefore time.Time
+}
+
+// JobListReadyParams are the arguments of Store.JobListReady.
+type JobListReadyParams struct {
+	Key   string
+	Now   time.Time
+	After *QueuedJob // cursor: only jobs after this one in dispatch order
+	Limit int        // 0: 100
+}
+
+// JobSetWaitReasonParams are the arguments of Store.JobSetWaitReason.
+type JobSetWaitReasonParams struct {
+	Key    string
+	Reason string
+	Now    time.Time
+}
+
+// JobDeleteFinishedParams are the arguments of Store.JobDeleteFinished.
+type JobDeleteFinishedParams struct {
+	Before time.Time // required
+	Limit  int       // 0: 100
+}
+
+// ConstraintsKey is the canonical form of a job's host constraints: the
+// JSON object of the labels with keys sorted, "" for none. Jobs with equal
+// constraints have equal keys.
+func ConstraintsKey(constraints map[string]string) string {
+	if len(constraints) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(constraints) // sorts the keys
+	if err != nil {
+		panic(fmt.Sprintf("store: constraints key: %v", err)) // a map of strings always encodes
+	}
+	return string(b)
 }
 
 // JobTransitionParams are the arguments of Store.JobTransition. Pointer

@@ -37,6 +37,11 @@
 // into columns for the queue index and the unique index. job_counts holds
 // the number of jobs in each state, kept by triggers in the transaction that
 // changes a state, so the queue bound costs the same however long the queue.
+// In the same way queue_keys holds the constraint keys of the queued jobs
+// (store.ConstraintsKey, copied into a column with the image), and partial
+// indexes over the queued jobs cover the scheduler's light rows, so that a
+// scheduling pass costs what it places, not the queue's length or its specs'
+// size.
 package sqlite
 
 import (

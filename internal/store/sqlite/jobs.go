@@ -156,10 +156,10 @@ func insertJob(ctx context.Context, tx *sql.Tx, in *job.Job, spec []byte, maxQue
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, spec, state, reason, attempt, host, container_id,
 		exit_code, not_before, created_at, updated_at, started_at, finished_at, cancel_requested,
-		idempotency_key, priority) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		idempotency_key, priority, image, constraints_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		in.ID, string(spec), in.Reason, in.Attempt, in.Host, in.ContainerID, exit,
 		nanos(in.NotBefore), nanos(in.CreatedAt), nanos(in.CreatedAt), nanos(in.StartedAt), nanos(in.FinishedAt),
-		in.CancelRequested, keyArg, in.Spec.Priority)
+		in.CancelRequested, keyArg, in.Spec.Priority, in.Spec.Image, store.ConstraintsKey(in.Spec.Constraints))
 	switch {
 	case isConstraint(err, codeUnique):
 		return nil, false, errKeyTaken
