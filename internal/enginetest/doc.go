@@ -15,6 +15,15 @@
 //     Hang/Resume (SIGSTOP/SIGCONT dockerd: API hung), Restart. Through an
 //     in-process toxiproxy in front of every tcp listener (ProxyHost):
 //     AddLatency, ResetPeer, Blackhole, LimitBandwidth, ClearFaults.
+//     Through an HTTP-aware answer proxy in front of every private
+//     engine's unix socket (AnswerProxyHost, AnswerProxyTCPHost), faults
+//     in which the daemon acts and its answer is lost, per Route (method,
+//     path regexp): DropAnswers (EOF), ResetAnswers (RST on tcp),
+//     HoldAnswers, DelayAnswers, ClearAnswerFaults; each AnswerFault
+//     counts its Hits and can Wait for them. Unmatched requests, streams
+//     and attach pass through; while dockerd is down the proxy closes
+//     client connections unanswered. Faults on a shared engine fail with
+//     ErrShared, on an external one with ErrNotSupported.
 //   - Test images. BuildImage writes a docker-save tarball in process
 //     (static busybox, the fusebox-testjob binary from cmd/fusebox-testjob,
 //     /tmp), byte for byte the same for the same inputs; LoadImage loads it

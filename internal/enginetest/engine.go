@@ -50,10 +50,16 @@ type Engine struct {
 	TCPAddr   string // 127.0.0.1:port the daemon listens on, plain HTTP ("" for an external unix engine)
 	ProxyAddr string // 127.0.0.1:port of the fault proxy in front of TCPAddr ("" if no TCPAddr)
 
+	// The answer proxy in front of Socket (see answerproxy.go); "" for an
+	// external engine.
+	AnswerSocket string // its unix socket, a.sock in Dir
+	AnswerAddr   string // its 127.0.0.1:port
+
 	external bool
 	shared   bool
 	logf     func(string, ...any)
 	proxy    *toxiproxy.Proxy
+	answers  *answerProxy // nil for an external engine
 	ping     *http.Client // on the unix socket or TCPAddr, no keep-alive
 
 	mu        sync.Mutex

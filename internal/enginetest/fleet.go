@@ -57,7 +57,8 @@ type Fleet struct {
 }
 
 // Start starts opts.N private engines in parallel, waits until each
-// answers /_ping, and puts a fault proxy in front of each tcp listener. With
+// answers /_ping, puts a fault proxy in front of each tcp listener and an
+// answer proxy in front of each unix socket. With
 // external hosts (opts.External or $FUSEBOX_TEST_ENGINES) it starts
 // nothing and returns engines pointing at the first N of them. On error
 // everything started is cleaned up. Close the fleet when done.
@@ -131,6 +132,13 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 			return nil, err
 		}
 		e.proxy, e.ProxyAddr = p, p.Listen
+		a := newAnswerProxy(e.Name, e.Socket, filepath.Join(e.Dir, "a.sock"))
+		e.answers = a // before Start: Close stops it whatever happens
+		if err := a.Start(ctx); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		e.AnswerSocket, e.AnswerAddr = a.sockPath, a.tcpAddr
 	}
 	logf("enginetest: %d engine(s) up in %v under %s", len(f.Engines), time.Since(began).Round(time.Millisecond), f.BaseDir)
 	return f, nil
@@ -260,7 +268,8 @@ func (f *Fleet) External() bool { return f.external }
 // Close kills every process of the fleet (dockerd, containerd, the shims and
 // the containers), unmounts everything under BaseDir, removes the engines'
 // cgroups and BaseDir (only what Start created in it, for a given
-// BaseDir). It is safe to call twice; the second call returns the first's
+// BaseDir). It stops the proxies first, which removes the answer proxies'
+// sockets. It is safe to call twice; the second call returns the first's
 // result. For an external fleet it only stops the proxies.
 func (f *Fleet) Close() error {
 	f.closeOnce.Do(func() { f.closeErr = f.close() })
@@ -271,6 +280,9 @@ func (f *Fleet) close() error {
 	for _, e := range f.Engines {
 		if e.proxy != nil {
 			e.proxy.Stop()
+		}
+		if e.answers != nil {
+			e.answers.Stop()
 		}
 	}
 	if f.external || f.BaseDir == "" {
