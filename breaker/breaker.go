@@ -14,12 +14,12 @@ import (
 // result type (see Do).
 type Breaker struct {
 	// The first cache line is read by every call and written only on a
-	// failure or a state change: the state word and the read-only fields the
-	// fast path needs. Counting goes to totals, whose stripes live in their
-	// own cache lines.
-	word     atomic.Uint64 // state, consecutive failures and generation; see word.go
-	totals   striped       // since New, never reset
-	win      *window       // nil unless a rate rule is on
+	// failure or a state change: the state word, the current epoch and the
+	// read-only fields the fast path needs. Counting goes to the epoch,
+	// whose stripes live in their own cache lines.
+	word     atomic.Uint64         // state, consecutive failures and generation; see word.go
+	cur      atomic.Pointer[epoch] // the counts of the current generation; see epoch
+	rateRule bool                  // a rate rule is on: every epoch has a window
 	slowRule bool
 
 	openUntil atomic.Int64              // end of the open period, in breaker time
@@ -31,6 +31,7 @@ type Breaker struct {
 	born       time.Time
 	consecRule bool
 	reg        *Registry // nil unless created by a Registry
+	rejections striped   // every rejection since New (only kRejected is used)
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -42,7 +43,7 @@ type Breaker struct {
 	probeOKs    int              // successful probes in this half-open period
 	probes      []probe          // probes in flight, oldest first
 	probeSeq    uint64           // last probe id handed out
-	base        [numKinds]uint64 // totals at the last state change
+	retired     [numKinds]uint64 // the epochs before cur, added up (Rejected: see rejections)
 	events      []change         // state changes not yet delivered to listeners
 	draining    bool             // a goroutine is delivering events
 }
@@ -80,17 +81,16 @@ func newBreaker(name string, s Settings, reg *Registry) (*Breaker, error) {
 	b := &Breaker{
 		name:       name,
 		cfg:        s,
+		rateRule:   s.rateRules(),
 		slowRule:   s.SlowCallDuration > 0,
 		consecRule: s.ConsecutiveFailures > 0,
 		reg:        reg,
 	}
-	b.totals.init()
+	b.rejections.init()
 	_, b.sysClock = s.Clock.(systemClock)
 	b.born = s.Clock.Now()
-	if s.rateRules() {
-		b.win = newWindow(int64(s.Window), int64(s.WindowBuckets))
-	}
 	// Generation 1, so that the zero Token never matches a live word.
+	b.cur.Store(newEpoch(1, &b.cfg))
 	b.word.Store(pack(1, StateClosed))
 	return b, nil
 }
@@ -150,8 +150,8 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) e
 	}()
 	err := fn(ctx)
 	finished = true
-	if err == nil && b.fastOK(w) { // b.done, inlined
-		b.totals.add(kSuccess)
+	if e := b.fastEpoch(w, err); e != nil { // b.done, inlined
+		e.n.add(kSuccess)
 	} else {
 		b.record(w, start, probe, b.classify(ctx, err))
 	}
@@ -180,8 +180,8 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 	}()
 	v, err := fn(ctx)
 	finished = true
-	if err == nil && b.fastOK(w) {
-		b.totals.add(kSuccess)
+	if e := b.fastEpoch(w, err); e != nil {
+		e.n.add(kSuccess)
 	} else {
 		b.record(w, start, probe, b.classify(ctx, err))
 	}
@@ -191,19 +191,28 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 // done reports the end of a call: one atomic add for the common case,
 // record for the rest.
 func (b *Breaker) done(ctx context.Context, w uint64, start int64, probe uint64, err error) {
-	if err == nil && b.fastOK(w) {
-		b.totals.add(kSuccess)
+	if e := b.fastEpoch(w, err); e != nil {
+		e.n.add(kSuccess)
 	} else {
 		b.record(w, start, probe, b.classify(ctx, err))
 	}
 }
 
-// fastOK reports whether a success needs nothing but counting: the call was
-// admitted closed with no failures counted, no rate rule needs the time, and
-// the state word has not changed since. It is small enough to inline. (A
-// probe's word is half-open, so the state test excludes probes.)
-func (b *Breaker) fastOK(w uint64) bool {
-	return b.win == nil && w&(stateMask|consecMask) == uint64(StateClosed) && b.word.Load() == w
+// fastEpoch returns the epoch in which to count a call admitted with word w
+// that ended with err, when it is a success that needs nothing but
+// counting: admitted closed with no failures counted, no rate rule needing
+// the time, the state word unchanged since, and the current epoch the
+// call's own. Otherwise it returns nil, and record decides. It is small
+// enough to inline. (A probe's word is half-open, so the state test
+// excludes probes.) Adding to the epoch returned, not to whatever is
+// current by then, is what keeps a success that races a state change out
+// of the new state's counts.
+func (b *Breaker) fastEpoch(w uint64, err error) *epoch {
+	if e := b.cur.Load(); err == nil && !b.rateRule &&
+		w&(stateMask|consecMask) == uint64(StateClosed) && b.word.Load() == w && e.gen == genOf(w) {
+		return e
+	}
+	return nil
 }
 
 // Token is an admitted call of the two-step API: Allow admits it, and
@@ -286,7 +295,7 @@ func (b *Breaker) admit(w uint64) (word uint64, start int64, probe uint64, err e
 		return b.admitLocked(now)
 	case StateForcedOpen:
 		var now int64
-		if b.win != nil {
+		if b.rateRule {
 			now = b.now()
 		}
 		return 0, 0, 0, b.reject(w, now, 0)
@@ -324,7 +333,12 @@ func (b *Breaker) admitLocked(now int64) (uint64, int64, uint64, error) {
 // all rejections of the same generation and rounded RetryAfter, so an open
 // breaker allocates about once a second, not once a call.
 func (b *Breaker) reject(w uint64, now int64, wait time.Duration) error {
-	b.count(kRejected, now)
+	// Totals.Rejected must match the rejections callers saw, so it has a
+	// counter of its own: an add to an epoch can miss its retirement.
+	b.rejections.add(kRejected)
+	if e := b.cur.Load(); e.gen == genOf(w) {
+		e.count(kRejected, now)
+	}
 	ra := roundRetry(wait)
 	if e := b.openErr.Load(); e != nil && e.gen == genOf(w) && e.RetryAfter == ra {
 		return e
@@ -332,13 +346,4 @@ func (b *Breaker) reject(w uint64, now int64, wait time.Duration) error {
 	e := &OpenError{Name: b.name, State: stateOf(w), RetryAfter: ra, gen: genOf(w)}
 	b.openErr.Store(e)
 	return e
-}
-
-// count adds one to a counter of the totals and, if there is one, of the
-// window.
-func (b *Breaker) count(k kind, now int64) {
-	b.totals.add(k)
-	if b.win != nil {
-		b.win.add(now, k)
-	}
 }

@@ -120,6 +120,40 @@ func stripe(salt uint64) uint64 {
 	return (uint64(uintptr(unsafe.Pointer(&x))>>11) + salt) * 0x9E3779B97F4A7C15
 }
 
+// epoch holds the counts of one generation: striped counters of its own
+// and, when a rate rule is on, a rolling window of its own. Every state
+// change starts a fresh epoch (setState), published before the new state
+// word. A report checks that the current epoch is its call's generation and
+// then adds to that epoch, not to whatever is current by the time it adds:
+// if the state changes between the check and the add, the add lands in the
+// retired epoch, and the new state's counts never see it. So a call reports
+// into the state it started in, or nowhere, with no lock and no second
+// check. Epochs are never reused; a retired one is dropped once no report
+// holds it.
+type epoch struct {
+	gen uint64
+	n   striped
+	win *window // nil unless a rate rule is on
+}
+
+func newEpoch(gen uint64, s *Settings) *epoch {
+	e := &epoch{gen: gen}
+	e.n.init()
+	if s.rateRules() {
+		e.win = newWindow(int64(s.Window), int64(s.WindowBuckets))
+	}
+	return e
+}
+
+// count adds one to a counter of the epoch and, if there is one, of its
+// window.
+func (e *epoch) count(k kind, now int64) {
+	e.n.add(k)
+	if e.win != nil {
+		e.win.add(now, k)
+	}
+}
+
 // countsOf turns raw counter values into Counts.
 func countsOf(v [numKinds]uint64) Counts {
 	return Counts{
@@ -132,15 +166,11 @@ func countsOf(v [numKinds]uint64) Counts {
 	}
 }
 
-// sub returns a-b counter by counter, never below zero (a racing reader may
-// see a counter a moment before the baseline it is compared with).
-func sub(a, b [numKinds]uint64) (v [numKinds]uint64) {
-	for i := range a {
-		if a[i] > b[i] {
-			v[i] = a[i] - b[i]
-		}
+// addTo adds v to acc, counter by counter.
+func addTo(acc *[numKinds]uint64, v [numKinds]uint64) {
+	for i := range v {
+		acc[i] += v[i]
 	}
-	return v
 }
 
 // window is the rolling window of the rate rules: a ring of buckets, each
@@ -150,7 +180,8 @@ func sub(a, b [numKinds]uint64) (v [numKinds]uint64) {
 // buckets stamped within the last len(buckets) periods.
 //
 // Updates are lock-free atomic adds. Only rolling a bucket over (once per
-// bucket period) and reset (on a state change) take the mutex. A call that
+// bucket period) takes the mutex. Each epoch has a window of its own, so a
+// state change starts with an empty one. A call that
 // reads the stamp just before its bucket is rolled over may land its count
 // in the new period; that moment's imprecision is accepted for a lock-free
 // hot path.
@@ -168,7 +199,9 @@ type bucket struct {
 
 func newWindow(size, buckets int64) *window {
 	w := &window{width: size / buckets, buckets: make([]bucket, buckets)}
-	w.reset()
+	for i := range w.buckets {
+		w.buckets[i].stamp.Store(math.MinInt64) // stale: never within a window
+	}
 	return w
 }
 
@@ -207,13 +240,4 @@ func (w *window) sum(now int64) (v [numKinds]uint64) {
 		}
 	}
 	return v
-}
-
-// reset empties the window: every bucket becomes stale.
-func (w *window) reset() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := range w.buckets {
-		w.buckets[i].stamp.Store(math.MinInt64) // never within a window
-	}
 }

@@ -88,7 +88,10 @@
 // Every state change starts a new generation. A call remembers the
 // generation it was admitted in, and its outcome is dropped if the breaker
 // has changed state since: a slow call started before a trip, a reset or a
-// recovery can never change the new state.
+// recovery can never change the new state. Each generation also has counters
+// of its own, and a report adds to its call's generation's counters, so a
+// report that races the change is counted in the state the call started in
+// or nowhere, never in the new state's Snapshot().Counts.
 //
 // # APIs
 //

@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -215,4 +216,127 @@ func TestStripedCountsExactly(t *testing.T) {
 		t.Fatalf("counted %d, want %d", got, goroutines*adds)
 	}
 	t.Logf("salt changed %d times", s.salt.Load())
+}
+
+// TestReportsStayInTheirGeneration checks the promise that a call reports
+// into the state it started in, or nowhere. In each round, calls admitted
+// in one generation (through Allow, and through Execute calls held inside
+// fn) report all at once from several goroutines while the state changes
+// under them: a Reset or an Isolate from another goroutine, or a trip
+// caused by the reports' own failures. No call is admitted after the
+// change, so the new state's Counts must be empty, however the reports and
+// the change interleave. Before counts were tied to their generation, a
+// report that had passed its generation check could still land in the new
+// state's counts: every case but one failed within a few hundred rounds.
+func TestReportsStayInTheirGeneration(t *testing.T) {
+	const noTrip = -1
+	for _, tc := range []struct {
+		name   string
+		s      Settings
+		change func(*Breaker) // nil: the reports' failures trip the breaker
+	}{
+		{"reset", Settings{ConsecutiveFailures: noTrip}, (*Breaker).Reset},
+		{"isolate", Settings{ConsecutiveFailures: noTrip}, (*Breaker).Isolate},
+		{"trip", Settings{ConsecutiveFailures: 3}, nil},
+		{"window/reset", Settings{ConsecutiveFailures: noTrip, FailureRate: 0.9, MinCalls: 1 << 20}, (*Breaker).Reset},
+		{"window/trip", Settings{ConsecutiveFailures: noTrip, FailureRate: 0.5, MinCalls: 3}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rounds := 3000
+			if testing.Short() {
+				rounds = 300
+			}
+			s := tc.s
+			s.Clock = NewManualClock(t0) // time stands still: nothing expires
+			b := MustNew("generations", s)
+			for round := range rounds {
+				if msg := reportRound(b, tc.change); msg != "" {
+					t.Fatalf("round %d: %s", round, msg)
+				}
+			}
+		})
+	}
+}
+
+// reportRound runs one round of TestReportsStayInTheirGeneration on b and
+// returns what went wrong, or "".
+func reportRound(b *Breaker, change func(*Breaker)) string {
+	const (
+		reporters = 6  // goroutines reporting tokens
+		perTokens = 12 // tokens each of them reports
+		executes  = 4  // Execute calls held inside fn until the start
+	)
+	b.Reset()
+	gen := b.Snapshot().Generation
+	// Every outcome, through every reporting path: the calls' context is
+	// done, so context.Canceled is ignored. When the reports must trip the
+	// breaker themselves, three in four fail.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	outcome := func(i int) error {
+		switch {
+		case change == nil && i%4 != 0:
+			return errBoom
+		case i%3 == 0:
+			return nil
+		case i%3 == 1:
+			return errBoom
+		}
+		return context.Canceled
+	}
+
+	start := make(chan struct{})
+	var admitted, reporting sync.WaitGroup
+	var reported atomic.Int64
+	for e := range executes {
+		admitted.Add(1)
+		reporting.Go(func() {
+			_ = b.Execute(done, func(context.Context) error {
+				admitted.Done()
+				<-start
+				return outcome(e)
+			})
+			reported.Add(1)
+		})
+	}
+	for r := range reporters {
+		toks := make([]Token, perTokens)
+		for i := range toks {
+			tok, err := b.Allow(done)
+			if err != nil {
+				return "admission refused in a fresh closed state: " + err.Error()
+			}
+			toks[i] = tok
+		}
+		reporting.Go(func() {
+			<-start
+			for i, tok := range toks {
+				tok.Done(outcome(r + i))
+				reported.Add(1)
+			}
+		})
+	}
+	admitted.Wait()
+	if change != nil {
+		reporting.Go(func() {
+			<-start
+			// Change the state in the thick of the reports.
+			for reported.Load() < reporters*perTokens/2 {
+				runtime.Gosched()
+			}
+			change(b)
+		})
+	}
+	close(start)
+	reporting.Wait()
+
+	snap := b.Snapshot()
+	switch {
+	case snap.Generation == gen:
+		return "the state never changed"
+	case snap.Counts != Counts{}:
+		return fmt.Sprintf("state %v (generation %d, calls admitted in %d) counts %+v, want none",
+			snap.State, snap.Generation, gen, snap.Counts)
+	}
+	return ""
 }

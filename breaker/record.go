@@ -18,24 +18,27 @@ func (b *Breaker) record(tw uint64, start int64, probe uint64, o Outcome) {
 	}
 	var now int64
 	slow := false
-	if b.win != nil { // the rate rules need the time; the slow rule implies a window
+	if b.rateRule { // the rate rules need the time; the slow rule implies a window
 		now = b.now()
 		slow = b.slowRule && o != Ignored && now-start > int64(b.cfg.SlowCallDuration)
 	}
 	w := b.word.Load()
-	if !sameGen(w, tw) {
+	e := b.cur.Load()
+	if !sameGen(w, tw) || e.gen != genOf(tw) {
 		return // the state changed while the call ran
 	}
-	b.count(kindOf(o), now)
+	// Counted in the call's own epoch: if the state changes from here on,
+	// the counts land in the retired epoch, not the new state's.
+	e.count(kindOf(o), now)
 	if slow {
-		b.count(kSlow, now)
+		e.count(kSlow, now)
 	}
 	switch o {
 	case Success:
 		if consecOf(w) != 0 {
 			b.resetConsec(w)
 		}
-		if slow && st == StateClosed && b.rateTripped(now) {
+		if slow && st == StateClosed && rateTripped(&b.cfg, e.win, now) {
 			b.trip(w, now)
 		}
 	case Failure:
@@ -44,8 +47,8 @@ func (b *Breaker) record(tw uint64, start int64, probe uint64, o Outcome) {
 			return
 		}
 		if st == StateClosed &&
-			(b.consecRule && n >= b.cfg.ConsecutiveFailures || b.win != nil && b.rateTripped(now)) {
-			if b.win == nil {
+			(b.consecRule && n >= b.cfg.ConsecutiveFailures || b.rateRule && rateTripped(&b.cfg, e.win, now)) {
+			if !b.rateRule {
 				now = b.now() // not read yet: nothing else needed it
 			}
 			b.trip(w, now)
@@ -84,17 +87,18 @@ func (b *Breaker) resetConsec(w uint64) {
 	}
 }
 
-// rateTripped reports whether a rate rule says to trip, from the window.
-func (b *Breaker) rateTripped(now int64) bool {
-	v := b.win.sum(now)
+// rateTripped reports whether a rate rule of s says to trip, from window w
+// at now.
+func rateTripped(s *Settings, w *window, now int64) bool {
+	v := w.sum(now)
 	calls := v[kSuccess] + v[kFailure]
-	if calls == 0 || calls < uint64(b.cfg.MinCalls) {
+	if calls == 0 || calls < uint64(s.MinCalls) {
 		return false
 	}
-	if b.cfg.FailureRate > 0 && float64(v[kFailure]) >= b.cfg.FailureRate*float64(calls) {
+	if s.FailureRate > 0 && float64(v[kFailure]) >= s.FailureRate*float64(calls) {
 		return true
 	}
-	return b.slowRule && float64(v[kSlow]) >= b.cfg.SlowCallRate*float64(calls)
+	return s.SlowCallDuration > 0 && float64(v[kSlow]) >= s.SlowCallRate*float64(calls)
 }
 
 // trip opens a closed breaker, unless the state changed since w.
@@ -121,9 +125,10 @@ func (b *Breaker) recordProbe(tw uint64, start int64, id uint64, o Outcome) {
 	}
 	b.probes = append(b.probes[:i], b.probes[i+1:]...)
 	slow := b.slowRule && o != Ignored && now-start > int64(b.cfg.SlowCallDuration)
-	b.count(kindOf(o), now)
+	e := b.cur.Load() // the probe's epoch: no state change without the lock
+	e.count(kindOf(o), now)
 	if slow {
-		b.count(kSlow, now)
+		e.count(kSlow, now)
 	}
 	switch {
 	case o == Failure || o == Success && slow:

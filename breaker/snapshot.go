@@ -33,11 +33,13 @@ type Snapshot struct {
 	State State
 	// Generation increases by one on every state change (and on Reset).
 	Generation uint64
-	// Counts are the calls seen since the current state began; when a rate
-	// rule is on, only those within the rolling window.
+	// Counts are the calls seen since the current state began, and only
+	// calls admitted in it (and rejections it made); when a rate rule is on,
+	// only those within the rolling window.
 	Counts Counts
 	// Totals are the calls seen since the breaker was created; they only
-	// grow, which suits Prometheus counters.
+	// grow, which suits Prometheus counters. Like Counts, they leave out
+	// reports dropped because the state changed while the call ran.
 	Totals Counts
 	// ConsecutiveFailures is the current run of failures (closed and
 	// metrics-only).
@@ -77,12 +79,16 @@ func (b *Breaker) Snapshot() Snapshot {
 		ConsecutiveFailures: consecOf(w),
 		Trips:               int(b.decayedTrips(now)),
 	}
-	tot := b.totals.load()
+	e := b.cur.Load()
+	cur := e.n.load()
+	tot := b.retired
+	addTo(&tot, cur)
+	tot[kRejected] = b.rejections.load()[kRejected]
 	s.Totals = countsOf(tot)
-	if b.win != nil {
-		s.Counts = countsOf(b.win.sum(now))
+	if e.win != nil {
+		s.Counts = countsOf(e.win.sum(now))
 	} else {
-		s.Counts = countsOf(sub(tot, b.base))
+		s.Counts = countsOf(cur)
 	}
 	switch s.State {
 	case StateOpen:

@@ -117,15 +117,22 @@ func (b *Breaker) openDuration(trips, base int64) int64 {
 }
 
 // setState moves to state to, at breaker time now, starting a new
-// generation: calls admitted before can no longer change anything.
+// generation: calls admitted before can no longer change anything, nor be
+// counted in the new state.
 func (b *Breaker) setState(to State, now int64) {
 	w := b.word.Load()
 	from := stateOf(w)
-	b.word.Store(pack(genOf(w)+1, to))
-	if b.win != nil {
-		b.win.reset()
-	}
-	b.base = b.totals.load()
+	gen := genOf(w) + 1
+	old := b.cur.Load()
+	// The new epoch goes out before the word that names its generation, so
+	// a call admitted in the new generation always finds it; a report from
+	// an older one that finds it does not match and counts nowhere.
+	b.cur.Store(newEpoch(gen, &b.cfg))
+	b.word.Store(pack(gen, to))
+	// Fold the old epoch into the totals last, so that reports already
+	// past their check have the longest time to land in it; one that lands
+	// after this counts nowhere.
+	addTo(&b.retired, old.n.load())
 	switch to {
 	case StateClosed:
 		b.closedSince = now

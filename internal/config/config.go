@@ -26,6 +26,7 @@ type Config struct {
 	CircuitBreaker      CircuitBreaker      `yaml:"circuit_breaker"`
 	HealthCheck         HealthCheck         `yaml:"health_check"`
 	Queue               Queue               `yaml:"queue"`
+	SpecLimits          SpecLimits          `yaml:"spec_limits"`
 	GracefulDegradation GracefulDegradation `yaml:"graceful_degradation"`
 	Retry               Retry               `yaml:"retry"`
 	LostHost            LostHost            `yaml:"lost_host"`
@@ -150,6 +151,17 @@ type Queue struct {
 	MaxQueuedJobs int `yaml:"max_queued_jobs"` // also accepted at the top level (old name)
 }
 
+// SpecLimits bound what one job spec may hold, so that no submission can
+// make the server store or schedule an unbounded amount of data. A spec past
+// them is refused at submit with an error naming the field.
+type SpecLimits struct {
+	MaxSpecBytes   Size `yaml:"max_spec_bytes"` // the whole spec, as JSON
+	MaxCommandArgs int  `yaml:"max_command_args"`
+	MaxEnv         int  `yaml:"max_env"`       // environment variables
+	MaxLabels      int  `yaml:"max_labels"`    // labels, and constraints, each
+	MaxArgBytes    Size `yaml:"max_arg_bytes"` // each command argument, env entry (NAME=value), label and constraint (key=value)
+}
+
 // GracefulDegradation is what fusebox does when hosts are slow or failing.
 type GracefulDegradation struct {
 	Enabled           bool `yaml:"enabled"`
@@ -236,6 +248,13 @@ const (
 	CanaryIntervalDefault      = 5 * time.Minute
 
 	MaxQueuedJobsDefault = 1000
+
+	SpecMaxSpecBytesDefault   Size = 64 << 10 // 64KiB
+	SpecMaxCommandArgsDefault      = 1024
+	SpecMaxEnvDefault              = 256
+	SpecMaxLabelsDefault           = 64
+	SpecMaxArgBytesDefault    Size = 32 << 10 // 32KiB
+	SpecMaxSpecBytesMax       Size = 16 << 20 // the most max_spec_bytes may be
 
 	DegradationEnabledDefault = true
 	MaxEjectedPercentDefault  = 50
@@ -332,7 +351,14 @@ func defaults(env lookupFunc, src *sources) *Config {
 			UnhealthyThreshold: UnhealthyThresholdDefault,
 			Canary:             Canary{Enabled: CanaryEnabledDefault, Interval: CanaryIntervalDefault},
 		},
-		Queue:               Queue{MaxQueuedJobs: MaxQueuedJobsDefault},
+		Queue: Queue{MaxQueuedJobs: MaxQueuedJobsDefault},
+		SpecLimits: SpecLimits{
+			MaxSpecBytes:   SpecMaxSpecBytesDefault,
+			MaxCommandArgs: SpecMaxCommandArgsDefault,
+			MaxEnv:         SpecMaxEnvDefault,
+			MaxLabels:      SpecMaxLabelsDefault,
+			MaxArgBytes:    SpecMaxArgBytesDefault,
+		},
 		GracefulDegradation: GracefulDegradation{Enabled: DegradationEnabledDefault, MaxEjectedPercent: MaxEjectedPercentDefault},
 		Retry: Retry{
 			MaxAttempts: RetryMaxAttemptsDefault,

@@ -69,6 +69,7 @@ func TestDefaultsNoFile(t *testing.T) {
 			Canary: Canary{Interval: 5 * time.Minute},
 		},
 		Queue:               Queue{MaxQueuedJobs: 1000},
+		SpecLimits:          SpecLimits{MaxSpecBytes: 64 << 10, MaxCommandArgs: 1024, MaxEnv: 256, MaxLabels: 64, MaxArgBytes: 32 << 10},
 		GracefulDegradation: GracefulDegradation{Enabled: true, MaxEjectedPercent: 50},
 		Retry:               Retry{MaxAttempts: 3, Backoff: time.Second, MaxBackoff: time.Minute, Jitter: 0.2},
 		LostHost:            LostHost{After: 5 * time.Minute, Policy: LostHostReschedule},

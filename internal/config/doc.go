@@ -83,6 +83,13 @@
 //	    interval: 5m             # > 0
 //	queue:
 //	  max_queued_jobs: 1000      # >= 1; old name: top-level max_queued_jobs (not both)
+//	spec_limits:                 # bounds of one job spec; a spec past them is refused at submit
+//	  max_spec_bytes: 64KiB      # the whole spec as JSON, 1B..16MiB
+//	  max_command_args: 1024     # >= 1
+//	  max_env: 256               # environment variables, >= 1
+//	  max_labels: 64             # labels, and constraints, each, >= 1
+//	  max_arg_bytes: 32KiB       # each command argument, env entry (NAME=value), label and
+//	                             # constraint (key=value), 1B..max_spec_bytes
 //	graceful_degradation:
 //	  enabled: true              # queue instead of failing when no host can take a job,
 //	                             # defer log collection, stretch status polls

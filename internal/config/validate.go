@@ -38,6 +38,7 @@ func validate(c *Config, src *sources) []Problem {
 	v.breaker(&c.CircuitBreaker)
 	v.health(&c.HealthCheck)
 	v.atLeast("queue.max_queued_jobs", c.Queue.MaxQueuedJobs, 1)
+	v.specLimits(&c.SpecLimits)
 	if p := c.GracefulDegradation.MaxEjectedPercent; p < 0 || p > 100 {
 		v.bad("graceful_degradation.max_ejected_percent", "must be between 0 and 100 (got %d)", p)
 	}
@@ -229,6 +230,24 @@ func (v *validator) health(h *HealthCheck) {
 		v.bad(p+"canary.image", "is required when canary is enabled, e.g. busybox:1.36 (a small image present on every host)")
 	}
 	v.positive(p+"canary.interval", h.Canary.Interval)
+}
+
+func (v *validator) specLimits(l *SpecLimits) {
+	switch {
+	case l.MaxSpecBytes < 1:
+		v.bad("spec_limits.max_spec_bytes", "must be at least 1 byte, e.g. 64KiB (got %d)", l.MaxSpecBytes)
+	case l.MaxSpecBytes > SpecMaxSpecBytesMax:
+		v.bad("spec_limits.max_spec_bytes", "must be at most %s (got %s)", SpecMaxSpecBytesMax, l.MaxSpecBytes)
+	}
+	v.atLeast("spec_limits.max_command_args", l.MaxCommandArgs, 1)
+	v.atLeast("spec_limits.max_env", l.MaxEnv, 1)
+	v.atLeast("spec_limits.max_labels", l.MaxLabels, 1)
+	switch {
+	case l.MaxArgBytes < 1:
+		v.bad("spec_limits.max_arg_bytes", "must be at least 1 byte, e.g. 32KiB (got %d)", l.MaxArgBytes)
+	case l.MaxArgBytes > l.MaxSpecBytes && l.MaxSpecBytes >= 1:
+		v.bad("spec_limits.max_arg_bytes", "must be at most spec_limits.max_spec_bytes (%s; got %s)", l.MaxSpecBytes, l.MaxArgBytes)
+	}
 }
 
 func (v *validator) atLeast(path string, n, lo int) {

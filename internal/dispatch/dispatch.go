@@ -36,6 +36,7 @@ type Config struct {
 	LostPolicy        LostPolicy    // default reschedule
 	ReconcileInterval time.Duration // sweep for dangling containers; default 1m
 	RetryAfter        time.Duration // hint given with ErrQueueFull; default 5s
+	SpecLimits        job.Limits    // bounds of a submitted spec, for Spec.ValidateWith; zero fields: job's defaults
 	// FailWhenNoHost fails a job at once when no host can take it because
 	// every matching host is out (open, isolated, draining, canary failing),
 	// instead of queueing it: graceful_degradation.enabled = false. Full

@@ -6,6 +6,7 @@ import (
 	"fusebox/internal/dispatch"
 	"fusebox/internal/engine"
 	"fusebox/internal/fleet"
+	"fusebox/internal/job"
 )
 
 // breakerSettings translates the file's circuit_breaker section.
@@ -87,5 +88,17 @@ func dispatchConfig(c *config.Config) dispatch.Config {
 		// Without graceful degradation a job no host can take fails at
 		// once, as the systems fusebox replaces did.
 		FailWhenNoHost: !c.GracefulDegradation.Enabled,
+		SpecLimits:     specLimits(c.SpecLimits),
+	}
+}
+
+// specLimits translates spec_limits.
+func specLimits(l config.SpecLimits) job.Limits {
+	return job.Limits{
+		MaxSpecBytes:   int(l.MaxSpecBytes),
+		MaxCommandArgs: l.MaxCommandArgs,
+		MaxEnv:         l.MaxEnv,
+		MaxLabels:      l.MaxLabels,
+		MaxArgBytes:    int(l.MaxArgBytes),
 	}
 }
