@@ -114,15 +114,20 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
+	fenceWake chan struct{}
+
 	mu       sync.Mutex
 	handles  map[string]*handle                             // active jobs by id
 	byCID    map[string]*handle                             // active jobs by container id
 	events   map[string]bool                                // host -> event stream up
+	outages  map[string][]outage                            // host -> recent event-stream outages, oldest first
 	launches map[string]map[*handle]context.CancelCauseFunc // host -> launches in flight
+	fences   map[string]int                                 // host -> fenced containers not removed yet
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx         context.Context
+	cancel      context.CancelFunc
+	unsubscribe func()
+	wg          sync.WaitGroup
 }
 
 // New returns a dispatcher over st and fl.
@@ -130,10 +135,13 @@ func New(cfg Config, st store.Store, fl *fleet.Fleet) *Dispatcher {
 	cfg = cfg.WithDefaults()
 	return &Dispatcher{
 		cfg: cfg, store: st, fleet: fl, log: cfg.Logger,
-		wake:    make(chan struct{}, 1),
-		handles: map[string]*handle{},
-		byCID:   map[string]*handle{},
-		events:  map[string]bool{},
+		wake:      make(chan struct{}, 1),
+		fenceWake: make(chan struct{}, 1),
+		handles:   map[string]*handle{},
+		byCID:     map[string]*handle{},
+		events:    map[string]bool{},
+		outages:   map[string][]outage{},
+		fences:    map[string]int{},
 
 		launches: map[string]map[*handle]context.CancelCauseFunc{},
 	}
@@ -154,22 +162,30 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.cancel()
 		return fmt.Errorf("dispatch: recover: %w", err)
 	}
+	// Hosts with containers fenced by a previous run get no jobs until
+	// those are removed.
+	if err := d.loadFences(d.ctx); err != nil {
+		d.cancel()
+		return fmt.Errorf("dispatch: recover fences: %w", err)
+	}
 	for _, h := range d.fleet.Hosts() {
 		d.goBackground(func() { d.watchEvents(d.ctx, h) })
 	}
 	for _, j := range active {
 		d.recoverJob(j)
 	}
-	d.fleet.Subscribe(func(t fleet.Transition) {
+	d.unsubscribe = d.fleet.Subscribe(func(t fleet.Transition) {
 		switch t.To {
 		case "closed", "half-open":
+			signal(d.fenceWake)
 			d.Wake()
-		case "open", "forced-open":
+		case "open":
 			d.abortLaunches(t.Host)
 		}
 	})
 	d.goBackground(func() { d.scheduleLoop(d.ctx) })
 	d.goBackground(func() { d.reconcileLoop(d.ctx) })
+	d.goBackground(func() { d.fenceLoop(d.ctx) })
 	return nil
 }
 
@@ -179,6 +195,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 func (d *Dispatcher) Stop() {
 	if d.cancel == nil {
 		return
+	}
+	if d.unsubscribe != nil {
+		d.unsubscribe()
 	}
 	d.cancel()
 	d.wg.Wait()

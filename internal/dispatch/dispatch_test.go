@@ -369,12 +369,17 @@ func TestUnreachableHostUsesNoAttempts(t *testing.T) {
 		if j.State != job.StateSucceeded || j.Host == "dead" {
 			t.Fatalf("%+v", j)
 		}
+		// The attempt users see is the attempts used: the one that ran.
 		atts, _ := r.d.Attempts(context.Background(), id)
-		for _, a := range atts {
-			if a.Host == "dead" {
+		if j.Attempt != 1 || len(atts) != 1 || atts[0].Host == "dead" {
+			t.Fatalf("job %s: attempt %d, attempts %+v; want one, not on the dead host", id, j.Attempt, atts)
+		}
+		tr, _ := r.d.Transitions(context.Background(), id)
+		for _, x := range tr {
+			if x.Host == "dead" && x.From == job.StateLaunching {
 				sawDead = true
-				if a.Outcome != "unreachable" {
-					t.Fatalf("attempt on the dead host: %+v", a)
+				if x.To != job.StateQueued || x.Attempt != 0 || !strings.Contains(x.Reason, "nothing was created") {
+					t.Fatalf("launch on the dead host recorded as %+v", x)
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"fusebox/internal/engine"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 )
@@ -11,6 +12,10 @@ import (
 // watchEvents follows h's event stream for fusebox's containers and tells
 // the job's handle when its container stops. When the stream breaks,
 // monitoring falls back to polling (pollInterval) until it is back.
+//
+// It also keeps the host's outages: a stream that breaks opens one (the
+// daemon went away, or the way to it did), and the next ping that passes
+// closes it. stoppedByDaemon reads them.
 func (d *Dispatcher) watchEvents(ctx context.Context, h *fleet.Host) {
 	wait := time.Second
 	for ctx.Err() == nil {
@@ -19,6 +24,15 @@ func (d *Dispatcher) watchEvents(ctx context.Context, h *fleet.Host) {
 				return
 			}
 			continue
+		}
+		if d.inOutage(h.Name()) {
+			if err := h.Client().Ping(ctx); err != nil {
+				if !sleepCtx(ctx, min(wait, d.cfg.PollInterval)) {
+					return
+				}
+				continue
+			}
+			d.endOutage(h.Name())
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		evs, errc := h.Client().Events(sctx, map[string]string{job.LabelManaged: "true"})
@@ -47,6 +61,7 @@ func (d *Dispatcher) watchEvents(ctx context.Context, h *fleet.Host) {
 		if ctx.Err() != nil {
 			return
 		}
+		d.startOutage(h.Name())
 		d.log.Debug("event stream ended; polling", "host", h.Name(), "err", err)
 		if time.Since(up) > time.Minute {
 			wait = time.Second
@@ -73,4 +88,69 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// outage is a time a host's event stream was broken: from when it broke to
+// the first ping that passed after (zero while it lasts).
+type outage struct{ from, to time.Time }
+
+const maxOutages = 16
+
+func (d *Dispatcher) startOutage(host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	os := d.outages[host]
+	if n := len(os); n > 0 && os[n-1].to.IsZero() {
+		return
+	}
+	os = append(os, outage{from: time.Now()})
+	if len(os) > maxOutages {
+		os = os[1:]
+	}
+	d.outages[host] = os
+}
+
+func (d *Dispatcher) endOutage(host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if os := d.outages[host]; len(os) > 0 && os[len(os)-1].to.IsZero() {
+		os[len(os)-1].to = time.Now()
+	}
+}
+
+func (d *Dispatcher) inOutage(host string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	os := d.outages[host]
+	return len(os) > 0 && os[len(os)-1].to.IsZero()
+}
+
+// outageSlack covers the clocks of fusebox and the engine, and the time a
+// daemon takes to stop its containers once its API has gone away.
+const outageSlack = 3 * time.Second
+
+// stoppedByDaemon reports whether a container that exited by a signal
+// (exit code above 128, not out of memory) stopped while its host's daemon
+// was away: a daemon that restarts or shuts down stops its containers
+// (exit 143, or 137 past its shutdown timeout), and one that comes back
+// after a crash kills those it finds. Neither is the job's doing.
+func (d *Dispatcher) stoppedByDaemon(host string, ct *engine.Container, startedAt time.Time) bool {
+	if ct.ExitCode <= 128 || ct.OOMKilled || ct.FinishedAt.IsZero() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, o := range d.outages[host] {
+		to := o.to
+		if to.IsZero() {
+			to = time.Now()
+		}
+		if to.Before(startedAt) {
+			continue
+		}
+		if !ct.FinishedAt.Before(o.from.Add(-outageSlack)) && !ct.FinishedAt.After(to.Add(outageSlack)) {
+			return true
+		}
+	}
+	return false
 }

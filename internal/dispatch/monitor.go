@@ -15,16 +15,18 @@ import (
 
 // ending is why a running job stops being watched.
 type ending struct {
-	state  job.State // terminal state, or queued for a reschedule
-	reason string
+	state   job.State // terminal state, or queued for a retry after a host fault
+	reason  string
+	outcome string // the attempt's outcome when it differs from state
 }
 
 // monitor watches a running job until it ends: an exit event (or a poll
 // that finds it exited), its timeout, a cancel, or its host staying
-// unreachable past LostAfter. It then collects the logs, records the end
-// and removes the container. It owns h's capacity slot.
+// unreachable past LostAfter (then it is declared lost, and its container
+// fenced). It then collects the logs, records the end and removes the
+// container. It owns the job's capacity slot.
 func (d *Dispatcher) monitor(ctx context.Context, hd *handle, h *fleet.Host) {
-	defer h.Release()
+	defer hd.slot.release()
 	j := hd.job
 	cid := j.ContainerID
 
@@ -50,11 +52,11 @@ watch:
 			continue
 		case <-hd.cancel:
 			d.stop(ctx, h, cid)
-			end = ending{job.StateCancelled, "cancelled by user"}
+			end = ending{state: job.StateCancelled, reason: "cancelled by user"}
 			break watch
 		case <-timeout:
 			d.stop(ctx, h, cid)
-			end = ending{job.StateTimedOut, fmt.Sprintf("ran past its timeout of %s", j.Spec.Timeout)}
+			end = ending{state: job.StateTimedOut, reason: fmt.Sprintf("ran past its timeout of %s", j.Spec.Timeout)}
 			break watch
 		case <-poll.C:
 		}
@@ -69,16 +71,22 @@ watch:
 			return
 		case err == nil && ct.Exited():
 			exitCode = ct.ExitCode
-			if ct.ExitCode == 0 {
-				end = ending{job.StateSucceeded, "exit code 0"}
-			} else {
-				end = ending{job.StateFailed, exitReason(ct)}
+			switch {
+			case ct.ExitCode == 0:
+				end = ending{state: job.StateSucceeded, reason: "exit code 0"}
+			case d.stoppedByDaemon(h.Name(), ct, j.StartedAt):
+				// Its daemon went down (restart, crash) and took it along:
+				// the host's fault, not the job's.
+				end = d.hostFaultEnding(j, fmt.Sprintf("%s: stopped when the Docker daemon on %s went down", exitReason(ct), h.Name()))
+				exitCode = -1
+			default:
+				end = ending{state: job.StateFailed, reason: exitReason(ct)}
 			}
 			break watch
 		case err == nil:
 			unreachableSince = time.Time{}
 		case errors.Is(err, engine.ErrNotFound):
-			end = ending{job.StateLost, "container " + shortID(cid) + " disappeared from " + h.Name()}
+			end = ending{state: job.StateLost, reason: "container " + shortID(cid) + " disappeared from " + h.Name()}
 			break watch
 		default:
 			// Host fault or breaker open: keep the job, back off, and apply
@@ -87,8 +95,8 @@ watch:
 				unreachableSince = time.Now()
 			}
 			if time.Since(unreachableSince) >= d.cfg.LostAfter {
-				end = d.lostEnding(ctx, j, h)
-				break watch
+				d.declareLost(ctx, hd, h, false, fmt.Sprintf("host %s unreachable for %s while the job ran", h.Name(), d.cfg.LostAfter))
+				return
 			}
 		}
 		poll.Reset(d.pollInterval(h))
@@ -104,7 +112,7 @@ watch:
 		}
 	}
 	if logs != nil {
-		if err := d.store.LogsSet(ctx, j.ID, *logs); err != nil {
+		if err := d.retryStore(ctx, "store logs of job "+j.ID, func() error { return d.store.LogsSet(ctx, j.ID, *logs) }); err != nil {
 			if ctx.Err() == nil {
 				d.log.Error("store logs", "job", j.ID, "err", err)
 			}
@@ -114,13 +122,13 @@ watch:
 	d.finishRun(ctx, hd, h, end, exitCode)
 }
 
-// lostEnding applies the lost-host policy to a job whose host stayed out.
-func (d *Dispatcher) lostEnding(ctx context.Context, j *job.Job, h *fleet.Host) ending {
-	why := fmt.Sprintf("host %s unreachable for %s", h.Name(), d.cfg.LostAfter)
-	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(ctx, j) < d.maxAttempts(j) {
-		return ending{job.StateQueued, why + "; rescheduled"}
+// hostFaultEnding is the end of a run its host broke: another attempt
+// elsewhere while attempts are left, else failed, saying why.
+func (d *Dispatcher) hostFaultEnding(j *job.Job, why string) ending {
+	if j.Attempt < d.maxAttempts(j) {
+		return ending{state: job.StateQueued, reason: why + "; another host will be tried", outcome: outcomeHostFault}
 	}
-	return ending{job.StateLost, why}
+	return ending{state: job.StateFailed, reason: fmt.Sprintf("%s; attempts used up (%d)", why, d.maxAttempts(j)), outcome: outcomeHostFault}
 }
 
 // finishRun records how a running job ended and removes its container.
@@ -131,16 +139,16 @@ func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, e
 		ID: j.ID, From: []job.State{job.StateRunning}, ExpectAttempt: &j.Attempt,
 		To: end.state, Reason: end.reason, Now: now,
 	}
+	p.AttemptOutcome = end.outcome
 	if end.state == job.StateQueued {
-		p.AttemptOutcome = outcomeLostHost
-		p.NotBefore = &now
+		p.NotBefore = store.Ptr(now.Add(d.backoff(j)))
 	} else {
 		p.FinishedAt = &now
 	}
 	if exitCode >= 0 {
 		p.ExitCode = &exitCode
 	}
-	nj, err := d.store.JobTransition(ctx, p)
+	nj, err := d.commit(ctx, p)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error("record end", "job", j.ID, "to", end.state, "err", err)
@@ -148,12 +156,12 @@ func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, e
 		return
 	}
 	d.log.Info("job ended", "job", j.ID, "host", h.Name(), "state", nj.State, "reason", end.reason)
-	if nj.State.Terminal() {
-		d.finished(nj)
-	}
-	if end.state != job.StateQueued && end.state != job.StateLost {
+	// The container has stopped: it goes before the slot is given back.
+	if end.state != job.StateLost {
 		d.removeContainer(ctx, h, j.ContainerID)
 	}
+	hd.slot.release()
+	d.afterRequeue(ctx, nj)
 	d.Wake()
 }
 

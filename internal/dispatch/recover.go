@@ -3,10 +3,10 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
-	"fusebox/breaker"
 	"fusebox/internal/engine"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
@@ -14,20 +14,19 @@ import (
 )
 
 // recoverJob takes over a job an earlier run left launching or running.
-// A launching job finishes its launch under the same attempt (the container
-// name makes that idempotent: a container already created is adopted); a
-// running job is monitored again. While its host is unavailable it waits;
-// past LostAfter the lost-host policy applies.
+// A running job is monitored again. A launching job finishes its launch
+// under the same attempt (the container name makes that idempotent: a
+// container already created is adopted). If its host does not answer, the
+// earlier run's launch has an unknown outcome: it is fenced (confirm), and
+// the lost-host clock starts now, not at the job's last update, so a long
+// outage of fusebox itself does not make it look lost.
 func (d *Dispatcher) recoverJob(j *job.Job) {
 	h := d.fleet.Host(j.Host)
-	hd := d.register(j)
 	if h == nil {
-		d.goBackground(func() {
-			defer d.unregister(hd)
-			d.endOrphan(d.ctx, j, "host "+j.Host+" is no longer configured")
-		})
+		d.goBackground(func() { d.endOrphan(d.ctx, j, "host "+j.Host+" is no longer configured") })
 		return
 	}
+	hd := d.register(j, h)
 	h.Adopt()
 	if j.CancelRequested {
 		signal(hd.cancel)
@@ -43,28 +42,20 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 	}
 	d.goBackground(func() {
 		ctx := d.ctx
-		since := j.UpdatedAt
-		wait := d.cfg.PollInterval
-		for {
-			var cid string
-			err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
-				var err error
-				cid, err = d.launch(ctx, j, h)
-				return err
-			})
-			hostOut := errors.Is(err, breaker.ErrOpen) || engine.ClassOf(err) == engine.ClassHost
-			if hostOut && ctx.Err() == nil && time.Since(since) < d.cfg.LostAfter {
-				// Cannot tell yet whether the container exists: wait for the
-				// host rather than launch another attempt elsewhere.
-				if !sleepCtx(ctx, wait) {
-					return
-				}
-				wait = min(wait*2, 30*time.Second)
-				continue
-			}
-			d.afterLaunch(ctx, hd, h, cid, err)
+		var cid string
+		err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
+			var err error
+			cid, err = d.launch(ctx, j, h)
+			return err
+		})
+		if err != nil && ctx.Err() == nil && engine.ClassOf(err) != engine.ClassJob {
+			// The host is out or failed: whether the earlier run made the
+			// container cannot be told yet.
+			defer d.unregister(hd)
+			d.confirm(ctx, hd, h, fmt.Errorf("resuming a launch after a restart: %w", err))
 			return
 		}
+		d.afterLaunch(ctx, hd, h, cid, err)
 	})
 }
 
@@ -72,14 +63,14 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 func (d *Dispatcher) endOrphan(ctx context.Context, j *job.Job, why string) {
 	now := time.Now()
 	p := store.JobTransitionParams{ID: j.ID, From: []job.State{job.StateLaunching, job.StateRunning}, Now: now, Reason: why}
-	if d.cfg.LostPolicy == LostReschedule && d.attemptsUsed(ctx, j) < d.maxAttempts(j) {
+	if d.cfg.LostPolicy == LostReschedule && j.Attempt < d.maxAttempts(j) {
 		p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, &now, outcomeLostHost
 	} else {
 		p.To, p.FinishedAt = job.StateLost, &now
 	}
-	nj, err := d.store.JobTransition(ctx, p)
-	if err == nil && nj.State.Terminal() {
-		d.finished(nj)
+	nj, err := d.commit(ctx, p)
+	if err == nil {
+		d.afterRequeue(ctx, nj)
 	}
 	d.Wake()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"fusebox/breaker"
@@ -16,16 +17,26 @@ import (
 )
 
 // handle is one active job: the goroutine that launches and monitors it
-// listens on these channels.
+// listens on these channels. Exactly one goroutine owns a handle.
 type handle struct {
 	id     string
 	job    *job.Job      // as of the last transition this goroutine made
 	exited chan struct{} // an engine event said the container stopped
 	cancel chan struct{} // a user asked to cancel
+	slot   *slot         // the job's capacity slot on its host
 }
 
-func (d *Dispatcher) register(j *job.Job) *handle {
-	hd := &handle{id: j.ID, job: j, exited: make(chan struct{}, 1), cancel: make(chan struct{}, 1)}
+// slot is a capacity slot on a host, released exactly once whatever path
+// the job leaves the host by.
+type slot struct {
+	h    *fleet.Host
+	once sync.Once
+}
+
+func (s *slot) release() { s.once.Do(s.h.Release) }
+
+func (d *Dispatcher) register(j *job.Job, h *fleet.Host) *handle {
+	hd := &handle{id: j.ID, job: j, exited: make(chan struct{}, 1), cancel: make(chan struct{}, 1), slot: &slot{h: h}}
 	d.mu.Lock()
 	d.handles[j.ID] = hd
 	d.mu.Unlock()
@@ -38,11 +49,17 @@ func (d *Dispatcher) setContainer(hd *handle, cid string) {
 	d.mu.Unlock()
 }
 
+// unregister forgets hd, and only hd: a later attempt of the same job may
+// have registered its own handle meanwhile.
 func (d *Dispatcher) unregister(hd *handle) {
 	d.mu.Lock()
-	delete(d.handles, hd.id)
-	if hd.job.ContainerID != "" {
-		delete(d.byCID, hd.job.ContainerID)
+	if d.handles[hd.id] == hd {
+		delete(d.handles, hd.id)
+	}
+	for cid, h := range d.byCID {
+		if h == hd {
+			delete(d.byCID, cid)
+		}
 	}
 	d.mu.Unlock()
 }
@@ -55,13 +72,26 @@ func signal(c chan struct{}) {
 }
 
 // errHostOut is the cause given to the launches in flight on a host whose
-// breaker opens: they fail over now rather than wait for their deadlines.
+// breaker opens: they stop waiting for their deadlines.
 var errHostOut = errors.New("host became unavailable during the launch")
+
+// unknownOutcome marks a launch whose create or start request may have
+// reached the daemon without an answer coming back (a deadline, an EOF or
+// reset after the request was written, an abort because the host's breaker
+// opened): the container may exist and even run. Such an attempt is fenced
+// (confirm) before anything else happens to the job.
+type unknownOutcome struct {
+	op  string // "container create" or "container start"
+	err error
+}
+
+func (e *unknownOutcome) Error() string { return "no answer to " + e.op + ": " + e.err.Error() }
+func (e *unknownOutcome) Unwrap() error { return e.err }
 
 // startLaunch takes over a job the scheduler has just moved to launching
 // under lease: it launches the attempt and monitors it in the background.
 func (d *Dispatcher) startLaunch(j *job.Job, lease *fleet.Lease) {
-	hd := d.register(j)
+	hd := d.register(j, lease.Host())
 	d.goBackground(func() { d.runJob(d.ctx, hd, lease) })
 }
 
@@ -71,7 +101,14 @@ func (d *Dispatcher) runJob(ctx context.Context, hd *handle, lease *fleet.Lease)
 	lctx, done := d.trackLaunch(ctx, h, hd)
 	cid, err := d.launch(fleet.WithLane(lctx, fleet.LaneLaunch), hd.job, h)
 	if err != nil && errors.Is(context.Cause(lctx), errHostOut) && ctx.Err() == nil {
-		err = &engine.Error{Host: h.Name(), Op: "launch", Class: engine.ClassHost, Err: errHostOut}
+		// Aborted because the host's breaker opened: a host fault, whatever
+		// the call saw (its context was cancelled).
+		out := error(&engine.Error{Host: h.Name(), Op: "launch", Class: engine.ClassHost, Err: fmt.Errorf("%w: %v", errHostOut, err)})
+		var u *unknownOutcome
+		if errors.As(err, &u) {
+			out = &unknownOutcome{op: u.op, err: out}
+		}
+		err = out
 	}
 	done()
 	lease.Done(err)
@@ -97,7 +134,8 @@ func (d *Dispatcher) trackLaunch(ctx context.Context, h *fleet.Host, hd *handle)
 }
 
 // abortLaunches cancels the launches in flight on host: its breaker has
-// just opened, so they would only wait for their call deadlines.
+// just opened, so they would only wait for their call deadlines. (An
+// operator's isolate does not abort them: it means "no new work".)
 func (d *Dispatcher) abortLaunches(host string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -107,27 +145,40 @@ func (d *Dispatcher) abortLaunches(host string) {
 }
 
 // afterLaunch records a launch's result and, if it started, monitors the
-// job to the end. It owns h's capacity slot and releases it when the job
-// leaves the host.
+// job to the end. It owns the job's capacity slot.
 func (d *Dispatcher) afterLaunch(ctx context.Context, hd *handle, h *fleet.Host, cid string, err error) {
 	defer d.unregister(hd)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: the next Start resumes this launch
 		}
+		var u *unknownOutcome
+		if errors.As(err, &u) {
+			d.confirm(ctx, hd, h, err)
+			return
+		}
 		d.launchFailed(ctx, hd, h, cid, err)
-		h.Release()
+		hd.slot.release()
 		d.Wake()
 		return
 	}
-	j, terr := d.store.JobTransition(ctx, store.JobTransitionParams{
+	d.started(ctx, hd, h, cid)
+}
+
+// started records that the job's container runs (or ran) and monitors it.
+func (d *Dispatcher) started(ctx context.Context, hd *handle, h *fleet.Host, cid string) {
+	now := time.Now()
+	j, err := d.commit(ctx, store.JobTransitionParams{
 		ID: hd.id, From: []job.State{job.StateLaunching}, ExpectAttempt: &hd.job.Attempt,
-		To: job.StateRunning, Reason: "running on " + h.Name(), Now: time.Now(),
-		ContainerID: &cid, StartedAt: store.Ptr(time.Now()),
+		To: job.StateRunning, Reason: "running on " + h.Name(), Now: now,
+		ContainerID: &cid, StartedAt: &now,
 	})
-	if terr != nil {
+	if err != nil {
+		// Shutting down (the next Start adopts it), or the job changed
+		// under us, which only another owner can do: leave it to them.
 		if ctx.Err() == nil {
-			d.log.Error("record running", "job", hd.id, "err", terr)
+			d.log.Error("record running", "job", hd.id, "err", err)
+			hd.slot.release()
 		}
 		return
 	}
@@ -144,6 +195,9 @@ func (d *Dispatcher) afterLaunch(ctx context.Context, hd *handle, h *fleet.Host,
 // adopts it when a container of that name is already ours) and starts it.
 // The calls are not made through the breaker: the caller holds the lease
 // (or breaker permit) covering the whole launch and reports its outcome.
+//
+// An error wrapped in *unknownOutcome means the create or start request
+// may have been acted on without its answer arriving.
 func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid string, err error) {
 	c := h.Client()
 	if err := d.ensureImage(ctx, j, h); err != nil {
@@ -171,7 +225,7 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 		// timed-out create): adopt it if it is ours.
 		ct, ierr := c.Inspect(ctx, name)
 		if ierr != nil {
-			return "", ierr
+			return "", &unknownOutcome{op: "container create", err: ierr}
 		}
 		if ct.Labels[job.LabelJobID] != j.ID || ct.Labels[job.LabelAttempt] != strconv.Itoa(j.Attempt) {
 			return "", &engine.Error{Host: h.Name(), Op: "container create", Class: engine.ClassJob,
@@ -183,12 +237,24 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 		}
 		cid = ct.ID
 	} else if err != nil {
-		return "", err
+		if outcomeUnknown(err) {
+			return "", &unknownOutcome{op: "container create", err: err}
+		}
+		return "", d.diagnose(ctx, h, j, err)
 	}
 	if err := c.Start(ctx, cid); err != nil {
-		return cid, err
+		if outcomeUnknown(err) {
+			return cid, &unknownOutcome{op: "container start", err: err}
+		}
+		return cid, d.diagnose(ctx, h, j, err)
 	}
 	return cid, nil
+}
+
+// outcomeUnknown reports whether a failed create or start may still have
+// been acted on: the request was written and no answer came back.
+func outcomeUnknown(err error) bool {
+	return !engine.Answered(err) && !engine.IsUnreachable(err)
 }
 
 // ensureImage applies the job's pull policy on h.
@@ -221,11 +287,11 @@ func (d *Dispatcher) ensureImage(ctx context.Context, j *job.Job, h *fleet.Host)
 	return nil
 }
 
-// launchFailed records a failed launch: a job fault fails the job; a host
-// fault puts it back in the queue for another host, after a backoff, unless
-// its attempts are used up. A host that could not be reached at all (the
-// request never left: nothing was created) is like no host at all: that
-// attempt does not count against the job's max_attempts.
+// launchFailed records a launch whose outcome is known: a job fault fails
+// the job; a host fault puts it back in the queue for another host, after a
+// backoff, unless its attempts are used up. A launch that never reached its
+// host (nothing was created) uses no attempt: it is undone. A cancel asked
+// for meanwhile wins over a retry.
 func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host, cid string, err error) {
 	j := hd.job
 	if cid != "" {
@@ -242,8 +308,9 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 		}
 		switch {
 		case engine.IsUnreachable(err) || errors.Is(err, breaker.ErrOpen):
-			requeue(outcomeUnreachable, fmt.Sprintf("host %s unreachable: %v", h.Name(), err))
-		case d.attemptsUsed(ctx, j) >= d.maxAttempts(j):
+			requeue("", fmt.Sprintf("host %s could not be reached, nothing was created (this used no attempt): %v", h.Name(), err))
+			p.DropAttempt = true
+		case j.Attempt >= d.maxAttempts(j):
 			p.To, p.FinishedAt, p.AttemptOutcome = job.StateFailed, &now, outcomeHostFault
 			p.Reason = fmt.Sprintf("host fault on %s, attempts used up (%d): %v", h.Name(), d.maxAttempts(j), err)
 		default:
@@ -253,7 +320,7 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 		p.To, p.FinishedAt = job.StateFailed, &now
 		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
 	}
-	nj, terr := d.store.JobTransition(ctx, p)
+	nj, terr := d.commit(ctx, p)
 	if terr != nil {
 		if ctx.Err() == nil {
 			d.log.Error("record launch failure", "job", j.ID, "err", terr)
@@ -261,6 +328,23 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 		return
 	}
 	d.log.Info("launch failed", "job", j.ID, "host", h.Name(), "to", nj.State, "err", err)
+	d.afterRequeue(ctx, nj)
+}
+
+// afterRequeue finishes a job that was just moved: a terminal one is
+// reported; a requeued one whose cancel was asked for before the move is
+// cancelled now instead of being placed again.
+func (d *Dispatcher) afterRequeue(ctx context.Context, nj *job.Job) {
+	if nj.State == job.StateQueued && nj.CancelRequested {
+		now := time.Now()
+		cj, err := d.commit(ctx, store.JobTransitionParams{
+			ID: nj.ID, From: []job.State{job.StateQueued}, To: job.StateCancelled,
+			Reason: "cancelled by user", Now: now, FinishedAt: &now,
+		})
+		if err == nil {
+			nj = cj
+		}
+	}
 	if nj.State.Terminal() {
 		d.finished(nj)
 	}
@@ -268,27 +352,9 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 
 // Attempt outcomes the dispatcher records besides the job states.
 const (
-	outcomeHostFault   = "host_fault"  // the host failed the launch: counts against max_attempts
-	outcomeUnreachable = "unreachable" // the host could not be reached: does not count
-	outcomeLostHost    = "lost_host"   // the host stayed unreachable while the job ran: counts
+	outcomeHostFault = "host_fault" // the host failed the launch or the run
+	outcomeLostHost  = "lost_host"  // the host stayed unreachable past LostAfter
 )
-
-// attemptsUsed counts the job's attempts that count against max_attempts:
-// every attempt except those whose host could not be reached at all (the
-// current one, not finished yet, counts).
-func (d *Dispatcher) attemptsUsed(ctx context.Context, j *job.Job) int {
-	atts, err := d.store.AttemptList(ctx, j.ID)
-	if err != nil {
-		return j.Attempt // fail safe: as if every attempt counted
-	}
-	used := 0
-	for _, a := range atts {
-		if a.Outcome != outcomeUnreachable {
-			used++
-		}
-	}
-	return used
-}
 
 func (d *Dispatcher) finished(j *job.Job) {
 	if d.cfg.Hooks.Finished != nil {
@@ -298,10 +364,43 @@ func (d *Dispatcher) finished(j *job.Job) {
 
 // removeContainer removes a container best-effort; the reconciler retries
 // what fails here.
-func (d *Dispatcher) removeContainer(ctx context.Context, h *fleet.Host, cid string) {
+func (d *Dispatcher) removeContainer(ctx context.Context, h *fleet.Host, cid string) error {
 	ctx = fleet.WithLane(ctx, fleet.LaneLogs)
 	err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error { return c.Remove(ctx, cid) })
 	if err != nil && ctx.Err() == nil {
 		d.log.Debug("remove container (will retry in the sweep)", "host", h.Name(), "container", cid, "err", err)
+	}
+	return err
+}
+
+// commit makes a store transition, retrying with backoff while the store
+// fails (SQLITE_BUSY past its timeout, a full disk) until it succeeds or
+// the dispatcher stops: a job is never left without an owner because one
+// write failed. A lost compare-and-set (job.ErrConflict) or an unknown job
+// is returned at once.
+func (d *Dispatcher) commit(ctx context.Context, p store.JobTransitionParams) (*job.Job, error) {
+	var j *job.Job
+	err := d.retryStore(ctx, "record "+string(p.To)+" of job "+p.ID, func() error {
+		var err error
+		j, err = d.store.JobTransition(ctx, p)
+		return err
+	})
+	return j, err
+}
+
+// retryStore runs a store write until it succeeds, fails for a reason a
+// retry cannot change (conflict, not found, terminal), or ctx ends.
+func (d *Dispatcher) retryStore(ctx context.Context, what string, fn func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || errors.Is(err, job.ErrConflict) || errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrTerminal) || ctx.Err() != nil {
+			return err
+		}
+		d.log.Warn("store write failed; retrying", "what", what, "in", wait, "err", err)
+		if !sleepCtx(ctx, wait) {
+			return err
+		}
+		wait = min(wait*2, 5*time.Second)
 	}
 }

@@ -34,7 +34,7 @@ func (d *Dispatcher) Submit(ctx context.Context, spec job.Spec) (j *job.Job, exi
 		return nil, false, err
 	}
 	if !d.fleet.Matches(spec.Constraints) {
-		d.rejected("invalid")
+		d.rejected("no_host")
 		return nil, false, errors.Join(job.ErrInvalid, &job.FieldError{Field: "constraints", Value: spec.Constraints, Reason: "no configured host carries these labels"})
 	}
 	if spec.PullPolicy == "" {
@@ -90,6 +90,9 @@ func (d *Dispatcher) Cancel(ctx context.Context, id string) (*job.Job, error) {
 			return nj, err
 		}
 		nj, err := d.store.JobSetCancelRequested(ctx, id)
+		if errors.Is(err, job.ErrConflict) {
+			continue // back in the queue meanwhile: cancel it there
+		}
 		if err != nil {
 			return nj, err
 		}

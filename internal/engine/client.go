@@ -198,8 +198,10 @@ func (c *Client) call(ctx context.Context, op string, d time.Duration, fn func(c
 	}
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	cctx, sent := traceSent(cctx)
 	start := time.Now()
 	err = classify(ctx, c.name, op, fn(cctx))
+	markNotSent(err, sent)
 	if c.observe != nil {
 		c.observe(c.name, op, time.Since(start), ClassOf(err))
 	}

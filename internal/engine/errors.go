@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptrace"
+	"sync/atomic"
 	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -45,6 +47,13 @@ type Error struct {
 	Op    string // e.g. "container create"
 	Class Class
 	Err   error
+	// NotSent: the request never reached the daemon (no connection, or
+	// the connection failed before the request was written), so the
+	// daemon cannot have acted on it.
+	NotSent bool
+	// Answered: the daemon answered with an error status. It read the
+	// request and refused it; nothing happened beyond what it said.
+	Answered bool
 }
 
 func (e *Error) Error() string {
@@ -70,16 +79,41 @@ func ClassOf(err error) Class {
 	return ClassHost
 }
 
-// IsUnreachable reports whether err is a failure to reach the engine at
-// all (connection refused, no such socket, no route): the request was never
-// sent, so nothing can have been created. A deadline or a broken connection
-// mid-call is not this: the engine may have acted.
+// IsUnreachable reports whether err proves that the request never reached
+// the engine (connection refused, no such socket, DNS failure, TLS
+// handshake failure: nothing was written on a connection), so the engine
+// cannot have acted on it. A deadline, an EOF or a reset once the request
+// was written is not this, whatever the Docker client calls it: the engine
+// may have acted, and the outcome is unknown.
 func IsUnreachable(err error) bool {
-	if client.IsErrConnectionFailed(err) {
-		return true
+	var e *Error
+	return errors.As(err, &e) && e.NotSent && e.Class == ClassHost
+}
+
+// Answered reports whether err is the engine's own answer (an error status):
+// it read the request and refused it, so the outcome is known.
+func Answered(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Answered
+}
+
+// traceSent returns ctx traced so that sent reports whether a request made
+// with it had its headers written to a connection (the daemon may act on
+// it from then on).
+func traceSent(ctx context.Context) (context.Context, *atomic.Bool) {
+	sent := new(atomic.Bool)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { sent.Store(true) },
+	}), sent
+}
+
+// markNotSent records on err (an *Error from classify) whether its request
+// never left.
+func markNotSent(err error, sent *atomic.Bool) {
+	var e *Error
+	if errors.As(err, &e) && !sent.Load() {
+		e.NotSent = true
 	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // IsHostFault reports whether err counts against the host.
@@ -120,19 +154,22 @@ func classify(callerCtx context.Context, host, op string, err error) error {
 	if client.IsErrConnectionFailed(err) {
 		return wrap(ClassHost, err)
 	}
+	answered := func(c Class, e error) error {
+		return &Error{Host: host, Op: op, Class: c, Err: e, Answered: true}
+	}
 	switch {
 	case cerrdefs.IsNotFound(err):
-		return wrap(ClassJob, errors.Join(ErrNotFound, err))
+		return answered(ClassJob, errors.Join(ErrNotFound, err))
 	case cerrdefs.IsConflict(err):
-		return wrap(ClassIgnored, errors.Join(ErrNameConflict, err))
+		return answered(ClassIgnored, errors.Join(ErrNameConflict, err))
 	case cerrdefs.IsNotModified(err):
-		return wrap(ClassIgnored, err)
+		return answered(ClassIgnored, err)
 	case cerrdefs.IsInvalidArgument(err), cerrdefs.IsFailedPrecondition(err),
 		cerrdefs.IsUnauthorized(err), cerrdefs.IsPermissionDenied(err):
-		return wrap(ClassJob, err)
+		return answered(ClassJob, err)
 	case cerrdefs.IsInternal(err), cerrdefs.IsUnavailable(err), cerrdefs.IsResourceExhausted(err),
 		cerrdefs.IsNotImplemented(err), cerrdefs.IsUnknown(err):
-		return wrap(ClassHost, err)
+		return answered(ClassHost, err)
 	}
 	var netErr net.Error
 	var tlsErr *tls.CertificateVerificationError

@@ -98,7 +98,7 @@ type Fleet struct {
 
 	mu          sync.Mutex
 	transitions []Transition // most recent last, capped
-	listeners   []func(Transition)
+	listeners   []*listener
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -233,12 +233,21 @@ func (f *Fleet) Hosts() []*Host { return f.hosts }
 // Host returns the named host, or nil.
 func (f *Fleet) Host(name string) *Host { return f.byName[name] }
 
-// Subscribe adds a listener for breaker transitions of every host.
-func (f *Fleet) Subscribe(fn func(Transition)) {
+// Subscribe adds a listener for breaker transitions of every host. The
+// returned function removes it (safe to call twice).
+func (f *Fleet) Subscribe(fn func(Transition)) (unsubscribe func()) {
+	l := &listener{fn: fn}
 	f.mu.Lock()
-	f.listeners = append(f.listeners, fn)
+	f.listeners = append(f.listeners, l)
 	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.listeners = slices.DeleteFunc(f.listeners, func(x *listener) bool { return x == l })
+		f.mu.Unlock()
+	}
 }
+
+type listener struct{ fn func(Transition) }
 
 func (f *Fleet) recordTransition(host, from, to string) {
 	t := Transition{Host: host, From: from, To: to, At: time.Now()}
@@ -250,8 +259,8 @@ func (f *Fleet) recordTransition(host, from, to string) {
 	ls := slices.Clone(f.listeners)
 	f.mu.Unlock()
 	f.logger.Info("host breaker changed", "host", host, "from", from, "to", to)
-	for _, fn := range ls {
-		fn(t)
+	for _, l := range ls {
+		l.fn(t)
 	}
 }
 

@@ -23,6 +23,7 @@ type Host struct {
 	running  atomic.Int32 // jobs launching or running here
 	placed   atomic.Int64
 	draining atomic.Bool
+	fenced   atomic.Int32 // containers that may be left from an outage: no jobs until they are gone
 
 	mu            sync.Mutex
 	lastCheck     time.Time
@@ -79,7 +80,14 @@ var ErrProbing = errors.New("host is being probed; background calls wait")
 // a hung host would keep the health checks from probing it). While the
 // host is open it returns the breaker's rejection; while half-open,
 // ErrProbing. Callers back off and retry.
+//
+// An isolated host (breaker forced open by an operator) is healthy: isolate
+// means "no new work", so the calls that look after what already runs
+// there go on, straight to the engine (the breaker is not counting).
 func (h *Host) CallBackground(ctx context.Context, fn func(ctx context.Context, c *engine.Client) error) error {
+	if h.br.State() == breaker.StateForcedOpen {
+		return fn(ctx, h.client)
+	}
 	tok, err := h.br.Allow(ctx)
 	if err != nil {
 		return err
@@ -103,6 +111,22 @@ func (h *Host) Up() bool {
 	}
 	return false
 }
+
+// Reachable reports whether background calls (CallBackground) go through
+// now: the breaker is closed, disabled or metrics-only, or forced open by
+// an operator (the host is healthy, it only takes no new work).
+func (h *Host) Reachable() bool {
+	return h.Up() || h.br.State() == breaker.StateForcedOpen
+}
+
+// SetFenced records how many containers may be left on the host from a
+// time it could not be reached (launches whose answer was lost, jobs
+// declared lost). While there are any, the host gets no jobs: they are
+// removed first, the moment the host answers again.
+func (h *Host) SetFenced(n int) { h.fenced.Store(int32(n)) }
+
+// Fenced returns the count SetFenced recorded.
+func (h *Host) Fenced() int { return int(h.fenced.Load()) }
 
 // Available reports whether the breaker would let a call through now
 // (without taking a probe slot).
@@ -182,6 +206,8 @@ func (h *Host) Status() HostStatus {
 		switch {
 		case h.draining.Load():
 			st.State, st.Reason = HostDraining, "draining: no new jobs"
+		case h.Fenced() > 0:
+			st.State, st.Reason = HostDegraded, fmt.Sprintf("no new jobs until %d container(s) left from when it was unreachable are removed", h.Fenced())
 		case canaryFailing:
 			st.State, st.Reason = HostDegraded, "canary failing, no jobs placed: "+canaryErr
 		case failStreak >= h.health.UnhealthyThreshold:

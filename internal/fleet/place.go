@@ -110,6 +110,10 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 			reasons[h.Name()] = "canary failing"
 			continue
 		}
+		if h.Fenced() > 0 {
+			reasons[h.Name()] = "removing containers left from when it was unreachable"
+			continue
+		}
 		snap := h.br.Snapshot()
 		switch snap.State {
 		case breaker.StateForcedOpen:
