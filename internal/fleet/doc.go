@@ -22,12 +22,24 @@
 // Monitoring calls are breaker calls too; only host faults count as
 // failures (engine.ClassHost).
 //
+// The health checks are an ejection rule of their own, apart from the
+// breaker's count of failed real calls (as Envoy separates active health
+// checking from outlier detection): while the breaker is closed a check is
+// a plain ping, not a breaker call; after a failed one the next comes
+// after UnhealthyInterval, and UnhealthyThreshold failures in a row trip
+// the breaker open at once (breaker.Trip) for BaseEjectionTime × the trips
+// in a row. With the defaults (1 s interval, 1 s ping deadline, 2 failures,
+// 250 ms) a hung daemon is out within about 3.5 s and a dead one within
+// 1.5 s, and a hung daemon that comes back is probed and closed about 5 s
+// after its ejection.
+//
 // A daemon can answer ping and still fail every start (nomad#11888), and
 // Docker 20.10 even blames such a start on the request (400). With canaries
 // enabled, each host periodically starts a known-good container; while a
 // host's canary fails it gets no jobs (placement skips it, its status is
-// degraded) and the failure counts against its breaker; the canary runs at
-// every health check until it passes again.
+// degraded) and the failure counts against its breaker; the canary runs
+// again at every health check, beside the pings and never holding them up,
+// until it passes.
 //
 // Each host also has an adaptive limit on its in-flight Docker calls (AIMD:
 // it grows while calls return at their usual speed, per operation, and is

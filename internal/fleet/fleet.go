@@ -24,24 +24,38 @@ type HostConfig struct {
 	Weight   float64 // placement weight; default 1
 }
 
-// HealthConfig configures the active health checks.
+// HealthConfig configures the active health checks. They are an ejection
+// rule of their own, apart from the breaker's count of failed real calls
+// (as Envoy separates active health checking from outlier detection):
+// UnhealthyThreshold failed checks in a row trip the host's breaker open at
+// once, for BaseEjectionTime × consecutive trips; the breaker then probes
+// and closes by itself. A check of a host whose breaker is closed is not a
+// breaker call: a passing ping does not wipe out a run of failed launches.
 type HealthConfig struct {
-	Interval           time.Duration // default 10s
-	Timeout            time.Duration // ping deadline; default 2s
-	Jitter             float64       // fraction of Interval, default 0.2
+	Interval           time.Duration // between checks of a host that passes them; default 1s
+	Timeout            time.Duration // ping deadline; default 1s
+	Jitter             float64       // fraction of Interval and UnhealthyInterval, default 0.2; negative: none
 	HealthyThreshold   int           // consecutive good checks before degraded -> healthy; default 2
-	UnhealthyThreshold int           // consecutive failed checks that mark the host degraded; default 3
+	UnhealthyThreshold int           // consecutive failed checks that eject the host (open its breaker); default 2
+	UnhealthyInterval  time.Duration // between checks after a failed one, to confirm it fast; default 250ms
+	BaseEjectionTime   time.Duration // open time of an ejection, × consecutive trips (capped at the breaker's MaxOpenDuration); default 5s
 	SlowThreshold      time.Duration // a check slower than this marks the host degraded; default Timeout/2
 	Canary             CanaryConfig
 }
 
-// Defaults of HealthConfig.
+// Defaults of HealthConfig. With them a hung daemon (it accepts
+// connections and never answers) is ejected within Interval×(1+Jitter) +
+// 2×Timeout + UnhealthyInterval ≈ 3.5 s, a dead one (connection refused)
+// within Interval×(1+Jitter) + UnhealthyInterval ≈ 1.5 s; a ping to a
+// healthy local daemon takes milliseconds, even on a loaded machine.
 const (
-	HealthIntervalDefault           = 10 * time.Second
-	HealthTimeoutDefault            = 2 * time.Second
+	HealthIntervalDefault           = time.Second
+	HealthTimeoutDefault            = time.Second
 	HealthJitterDefault             = 0.2
 	HealthHealthyThresholdDefault   = 2
-	HealthUnhealthyThresholdDefault = 3
+	HealthUnhealthyThresholdDefault = 2
+	HealthUnhealthyIntervalDefault  = 250 * time.Millisecond
+	HealthBaseEjectionTimeDefault   = 5 * time.Second
 	CapacityDefault                 = 4
 )
 
@@ -52,7 +66,10 @@ func (h HealthConfig) withDefaults() HealthConfig {
 	if h.Timeout <= 0 {
 		h.Timeout = HealthTimeoutDefault
 	}
-	if h.Jitter < 0 || h.Jitter > 1 {
+	switch {
+	case h.Jitter < 0:
+		h.Jitter = 0
+	case h.Jitter == 0 || h.Jitter > 1:
 		h.Jitter = HealthJitterDefault
 	}
 	if h.HealthyThreshold <= 0 {
@@ -60,6 +77,12 @@ func (h HealthConfig) withDefaults() HealthConfig {
 	}
 	if h.UnhealthyThreshold <= 0 {
 		h.UnhealthyThreshold = HealthUnhealthyThresholdDefault
+	}
+	if h.UnhealthyInterval <= 0 {
+		h.UnhealthyInterval = min(HealthUnhealthyIntervalDefault, h.Interval)
+	}
+	if h.BaseEjectionTime <= 0 {
+		h.BaseEjectionTime = HealthBaseEjectionTimeDefault
 	}
 	if h.SlowThreshold <= 0 {
 		h.SlowThreshold = h.Timeout / 2

@@ -10,39 +10,77 @@ import (
 )
 
 // healthLoop checks h every Interval (with jitter; Start has run the first
-// check), and as soon as an open
-// breaker's time is up, so that a recovered host is probed promptly even
-// when no job is sent to it.
+// check), every UnhealthyInterval after a failed check until the host is
+// ejected or passes again, and as soon as an open breaker's time is up, so
+// that a recovered host is probed promptly even when no job is sent to it.
+// A canary runs beside the checks, never holding them up: a canary stuck on
+// a hung daemon must not delay the pings that eject it.
 func (f *Fleet) healthLoop(ctx context.Context, h *Host) {
-	t := time.NewTimer(jitter(f.cfg.Health.Interval, f.cfg.Health.Jitter))
+	t := time.NewTimer(f.nextCheck(h))
 	defer t.Stop()
+	var canary chan struct{} // open while a canary runs
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if f.CheckNow(ctx, h) == nil && f.canaryDue(h) {
-			f.RunCanary(ctx, h)
-		}
-		next := jitter(f.cfg.Health.Interval, f.cfg.Health.Jitter)
-		snap := h.br.Snapshot()
-		if snap.State == breaker.StateOpen && !snap.NextProbeAt.IsZero() {
-			if d := time.Until(snap.NextProbeAt); d < next {
-				next = max(d, 10*time.Millisecond)
+		if canary != nil {
+			select {
+			case <-canary:
+				canary = nil
+			default:
 			}
 		}
-		t.Reset(next)
+		if f.CheckNow(ctx, h) == nil && canary == nil && f.canaryDue(h) {
+			canary = make(chan struct{})
+			f.wg.Add(1)
+			go func(done chan struct{}) {
+				defer f.wg.Done()
+				defer close(done)
+				f.RunCanary(ctx, h)
+			}(canary)
+		}
+		t.Reset(f.nextCheck(h))
 	}
 }
 
-// CheckNow runs one health check on h through its breaker and records the
-// result. While the breaker is open and its time is not up, the check is
-// skipped (it returns the rejection); when the breaker is half-open, the
-// check is a probe.
+// nextCheck returns how long to wait before h's next check.
+func (f *Fleet) nextCheck(h *Host) time.Duration {
+	hc := f.cfg.Health
+	next := jitter(hc.Interval, hc.Jitter)
+	snap := h.br.Snapshot()
+	switch snap.State {
+	case breaker.StateOpen, breaker.StateHalfOpen:
+		if !snap.NextProbeAt.IsZero() {
+			next = min(next, max(time.Until(snap.NextProbeAt), 10*time.Millisecond))
+		}
+	case breaker.StateForcedOpen:
+	default:
+		if h.suspect() {
+			next = min(next, jitter(hc.UnhealthyInterval, hc.Jitter))
+		}
+	}
+	return next
+}
+
+// CheckNow runs one health check (a ping) on h and records the result.
+// While the breaker lets every call through (closed, or disabled or
+// metrics-only by configuration) the ping goes straight to the engine: it
+// feeds the health-check rule, not the breaker's count of failed real
+// calls, and UnhealthyThreshold failures in a row trip the breaker open for
+// BaseEjectionTime × consecutive trips. While the breaker is half-open the
+// ping goes through it as the probe. While it is open and its time is not
+// up, or isolated, the check is skipped and CheckNow returns the rejection.
 func (f *Fleet) CheckNow(ctx context.Context, h *Host) error {
+	ping := func(ctx context.Context, c *engine.Client) error { return c.Ping(ctx) }
 	start := time.Now()
-	err := h.Call(ctx, func(ctx context.Context, c *engine.Client) error { return c.Ping(ctx) })
+	var err error
+	if h.Up() {
+		err = ping(ctx, h.client)
+	} else {
+		err = h.Call(ctx, ping)
+	}
 	if errors.Is(err, breaker.ErrOpen) {
 		return err
 	}
@@ -50,8 +88,8 @@ func (f *Fleet) CheckNow(ctx context.Context, h *Host) error {
 		return err
 	}
 	lat := time.Since(start)
+	hc := f.cfg.Health
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.lastCheck = start
 	h.latency = lat
 	if err != nil {
@@ -59,19 +97,23 @@ func (f *Fleet) CheckNow(ctx context.Context, h *Host) error {
 		h.failStreak++
 		h.okStreak = 0
 		h.recovering = true
-		if h.failStreak == f.cfg.Health.UnhealthyThreshold {
-			f.logger.Warn("host health checks failing", "host", h.Name(), "consecutive", h.failStreak, "err", err)
+		streak := h.failStreak
+		h.mu.Unlock()
+		// Outside h.mu: the breaker's listeners may read the host's status.
+		if streak >= hc.UnhealthyThreshold && h.br.Trip(hc.BaseEjectionTime) {
+			f.logger.Warn("host ejected: health checks failing", "host", h.Name(), "consecutive", streak, "err", err)
 		}
 		return err
 	}
 	h.failStreak = 0
 	h.okStreak++
-	if h.okStreak >= f.cfg.Health.HealthyThreshold {
+	if h.okStreak >= hc.HealthyThreshold {
 		if h.recovering {
 			f.logger.Info("host healthy again", "host", h.Name())
 		}
 		h.recovering = false
 		h.lastErr = ""
 	}
+	h.mu.Unlock()
 	return nil
 }

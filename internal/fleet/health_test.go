@@ -2,6 +2,12 @@ package fleet_test
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +26,223 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+var detectRounds = flag.Int("detect.rounds", 1, "rounds of TestDefaultsDetectHungAndDeadHosts; with more than one it logs the median hang→open and kill→open times")
+
+// watch returns the breaker transitions of the named host as they happen.
+func watch(f *fleet.Fleet, host string) <-chan fleet.Transition {
+	ch := make(chan fleet.Transition, 64)
+	f.Subscribe(func(tr fleet.Transition) {
+		if tr.Host == host {
+			ch <- tr
+		}
+	})
+	return ch
+}
+
+// waitTo waits for the next transition to state to, skipping others, and
+// fails the test if none comes within timeout.
+func waitTo(t *testing.T, ch <-chan fleet.Transition, to string, timeout time.Duration) fleet.Transition {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case tr := <-ch:
+			if tr.To == to {
+				return tr
+			}
+		case <-deadline:
+			t.Fatalf("no transition to %s within %v", to, timeout)
+		}
+	}
+}
+
+// randomPhase waits for a random part of a check interval: a real fault
+// comes at any moment of the check cycle, not just after a check (as it
+// would right after the test saw a transition or a status change).
+func randomPhase() {
+	<-time.After(rand.N(fleet.HealthIntervalDefault))
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// With nothing configured (the fleet's and the breaker's defaults), a hung
+// daemon's breaker opens within 5 s and a killed one's within 2 s, each
+// comes back by itself (probed and closed) once the daemon is back, and the
+// other host never trips. This is also the measuring command of the
+// defaults:
+//
+//	go test -count=1 -run TestDefaultsDetectHungAndDeadHosts -v ./internal/fleet/ -args -detect.rounds=5
+//
+// logs the median hang→open and kill→open times over 5 rounds (each round
+// with a new fleet, so that no trip is remembered from the round before;
+// each fault at a random moment of the check cycle).
+func TestDefaultsDetectHungAndDeadHosts(t *testing.T) {
+	const hangWithin, killWithin = 5 * time.Second, 2 * time.Second
+	engines := enginetest.ForTest(t, 2)
+	enginetest.RequireFaults(t, engines)
+	sick, well := engines.Engines[0], engines.Engines[1]
+	var hosts []fleet.HostConfig
+	for _, e := range engines.Engines {
+		hosts = append(hosts, fleet.HostConfig{Name: e.Name, Engine: engine.Config{Address: e.UnixHost()}})
+	}
+	var hangs, kills, resumes, restarts []time.Duration
+	for round := 1; round <= max(*detectRounds, 1); round++ {
+		f, err := fleet.New(fleet.Config{Hosts: hosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := watch(f, sick.Name)
+		if err := f.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.Stop)
+		h := f.Host(sick.Name)
+		eventually(t, 10*time.Second, "the host healthy", func() bool { return h.Status().State == fleet.HostHealthy })
+
+		randomPhase()
+		at := time.Now()
+		if err := sick.Hang(); err != nil {
+			t.Fatal(err)
+		}
+		tr := waitTo(t, ch, "open", hangWithin+time.Second)
+		hangs = append(hangs, tr.At.Sub(at))
+		if d := tr.At.Sub(at); d > hangWithin {
+			t.Errorf("round %d: a hung host's breaker opened %v after the hang, want within %v", round, d, hangWithin)
+		}
+		if err := sick.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		at = time.Now()
+		tr = waitTo(t, ch, "closed", 30*time.Second)
+		resumes = append(resumes, tr.At.Sub(at))
+
+		randomPhase()
+		at = time.Now()
+		if err := sick.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		tr = waitTo(t, ch, "open", killWithin+time.Second)
+		kills = append(kills, tr.At.Sub(at))
+		if d := tr.At.Sub(at); d > killWithin {
+			t.Errorf("round %d: a killed host's breaker opened %v after the kill, want within %v", round, d, killWithin)
+		}
+		if err := sick.Restart(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		at = time.Now()
+		tr = waitTo(t, ch, "closed", 60*time.Second)
+		restarts = append(restarts, tr.At.Sub(at))
+
+		for _, tr := range f.Transitions() {
+			if tr.Host == well.Name {
+				t.Errorf("round %d: the healthy host changed: %+v", round, tr)
+			}
+		}
+		f.Stop()
+		t.Logf("round %d: hang→open %v, resume→closed %v, kill→open %v, restart→closed %v", round,
+			hangs[round-1].Round(time.Millisecond), resumes[round-1].Round(time.Millisecond),
+			kills[round-1].Round(time.Millisecond), restarts[round-1].Round(time.Millisecond))
+	}
+	t.Logf("defaults over %d rounds: hang→open median %v (max %v), kill→open median %v (max %v), resume→closed median %v, restart→closed median %v",
+		len(hangs), median(hangs).Round(time.Millisecond), slices.Max(hangs).Round(time.Millisecond),
+		median(kills).Round(time.Millisecond), slices.Max(kills).Round(time.Millisecond),
+		median(resumes).Round(time.Millisecond), median(restarts).Round(time.Millisecond))
+}
+
+// With the defaults, a healthy host on a loaded machine (containers
+// starting and burning CPU on it all the time, on every core) is never
+// ejected: the checks' deadline and threshold leave room for a daemon that
+// is busy, not hung.
+func TestDefaultsDoNotEjectALoadedHost(t *testing.T) {
+	const window, workers = 20 * time.Second, 6
+	engines := enginetest.ForTest(t, 1)
+	img := enginetest.TestImage(t)
+	e := engines.Engines[0]
+	ec := engine.Config{Name: e.Name, Address: e.UnixHost(), NetworkMode: "none"}
+	f, err := fleet.New(fleet.Config{Hosts: []fleet.HostConfig{{Name: e.Name, Engine: ec}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := watch(f, e.Name)
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	h := f.Host(e.Name)
+	eventually(t, 10*time.Second, "the host healthy", func() bool { return h.Status().State == fleet.HostHealthy })
+
+	load, err := engine.New(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer load.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var started atomic.Int64
+	loadErr := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				if err := runBurner(ctx, load, img.Ref, fmt.Sprintf("fusebox-load-%d-%d", w, i)); err != nil {
+					if ctx.Err() == nil {
+						loadErr <- err
+					}
+					return
+				}
+				started.Add(1)
+			}
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	var maxLat time.Duration
+	var checks int
+	last := time.Time{}
+	end := time.After(window)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case tr := <-ch:
+			t.Fatalf("the loaded host's breaker changed %s -> %s (status %+v)", tr.From, tr.To, h.Status())
+		case err := <-loadErr:
+			t.Fatalf("load: %v", err)
+		case <-tick.C:
+			if st := h.Status(); st.LastCheck != last {
+				last, checks = st.LastCheck, checks+1
+				maxLat = max(maxLat, st.Latency)
+			}
+		case <-end:
+			done = true
+		}
+	}
+	if started.Load() < workers {
+		t.Fatalf("only %d containers ran in %v: no load", started.Load(), window)
+	}
+	t.Logf("%d containers started in %v; %d health checks, slowest %v; host %s",
+		started.Load(), window, checks, maxLat.Round(time.Millisecond), h.Status().State)
+}
+
+// runBurner runs one container that keeps a CPU busy for a moment, and
+// removes it.
+func runBurner(ctx context.Context, c *engine.Client, image, name string) error {
+	id, err := c.Create(ctx, engine.ContainerSpec{Name: name, Image: image,
+		Cmd: []string{enginetest.TestjobPath, "burn", "500ms"}, Labels: map[string]string{"fusebox.test": "load"}})
+	if err != nil {
+		return err
+	}
+	defer c.Remove(context.WithoutCancel(ctx), id)
+	if err := c.Start(ctx, id); err != nil {
+		return err
+	}
+	_, err = c.Wait(ctx, id)
+	return err
 }
 
 // A hung engine still accepts connections on its socket; only the health
