@@ -128,13 +128,19 @@ type SlowCall struct {
 	MinCalls int           `yaml:"min_calls"`
 }
 
-// HealthCheck is the active checking of every host.
+// HealthCheck is the active checking of every host: an ejection rule of its
+// own, apart from circuit_breaker.failure_threshold (which counts failed
+// real calls). UnhealthyThreshold failed checks in a row open the host's
+// breaker for BaseEjectionTime × the trips in a row; it is then probed and
+// closed as after any trip.
 type HealthCheck struct {
 	Interval           time.Duration `yaml:"interval"`
 	Timeout            time.Duration `yaml:"timeout"`
 	Jitter             float64       `yaml:"jitter"`
 	HealthyThreshold   int           `yaml:"healthy_threshold"`
 	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
+	UnhealthyInterval  time.Duration `yaml:"unhealthy_interval"` // after a failed check, until ejected or passing
+	BaseEjectionTime   time.Duration `yaml:"base_ejection_time"`
 	Canary             Canary        `yaml:"canary"`
 }
 
@@ -239,13 +245,16 @@ const (
 	SlowCallRateDefault         = 0.8
 	SlowCallMinCallsDefault     = 20
 
-	HealthCheckIntervalDefault = 10 * time.Second
-	HealthCheckTimeoutDefault  = 2 * time.Second
-	HealthCheckJitterDefault   = 0.2
-	HealthyThresholdDefault    = 2
-	UnhealthyThresholdDefault  = 3
-	CanaryEnabledDefault       = false
-	CanaryIntervalDefault      = 5 * time.Minute
+	// A hung daemon is ejected within about 3.5 s, a dead one within 1.5 s.
+	HealthCheckIntervalDefault          = 1 * time.Second
+	HealthCheckTimeoutDefault           = 1 * time.Second
+	HealthCheckJitterDefault            = 0.2
+	HealthyThresholdDefault             = 2
+	UnhealthyThresholdDefault           = 2
+	HealthCheckUnhealthyIntervalDefault = 250 * time.Millisecond
+	BaseEjectionTimeDefault             = 5 * time.Second
+	CanaryEnabledDefault                = false
+	CanaryIntervalDefault               = 5 * time.Minute
 
 	MaxQueuedJobsDefault = 1000
 
@@ -349,6 +358,8 @@ func defaults(env lookupFunc, src *sources) *Config {
 			Jitter:             HealthCheckJitterDefault,
 			HealthyThreshold:   HealthyThresholdDefault,
 			UnhealthyThreshold: UnhealthyThresholdDefault,
+			UnhealthyInterval:  HealthCheckUnhealthyIntervalDefault,
+			BaseEjectionTime:   BaseEjectionTimeDefault,
 			Canary:             Canary{Enabled: CanaryEnabledDefault, Interval: CanaryIntervalDefault},
 		},
 		Queue: Queue{MaxQueuedJobs: MaxQueuedJobsDefault},

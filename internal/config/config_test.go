@@ -65,7 +65,8 @@ func TestDefaultsNoFile(t *testing.T) {
 			ProbeTimeout: 2 * time.Minute,
 		},
 		HealthCheck: HealthCheck{
-			Interval: 10 * time.Second, Timeout: 2 * time.Second, Jitter: 0.2, HealthyThreshold: 2, UnhealthyThreshold: 3,
+			Interval: time.Second, Timeout: time.Second, Jitter: 0.2, HealthyThreshold: 2, UnhealthyThreshold: 2,
+			UnhealthyInterval: 250 * time.Millisecond, BaseEjectionTime: 5 * time.Second,
 			Canary: Canary{Interval: 5 * time.Minute},
 		},
 		Queue:               Queue{MaxQueuedJobs: 1000},

@@ -71,12 +71,15 @@
 //	    duration: 5s             # a call slower than this is slow, > 0
 //	    rate: 0.8                # share of slow calls that trips, 0 < x <= 1
 //	    min_calls: 20            # >= 1
-//	health_check:
-//	  interval: 10s              # > 0
-//	  timeout: 2s                # ping deadline, > 0, <= interval
-//	  jitter: 0.2                # fraction of the interval, 0..1
+//	health_check:                # an ejection rule apart from failure_threshold (real calls)
+//	  interval: 1s               # > 0
+//	  timeout: 1s                # ping deadline, > 0, <= interval
+//	  jitter: 0.2                # fraction of the intervals, 0..1
 //	  healthy_threshold: 2       # passes in a row that make a host healthy, >= 1
-//	  unhealthy_threshold: 3     # failures in a row that make it unhealthy, >= 1
+//	  unhealthy_threshold: 2     # failures in a row that eject it (open its breaker), >= 1
+//	  unhealthy_interval: 250ms  # between checks after a failed one, > 0, <= interval
+//	  base_ejection_time: 5s     # open time of an ejection × trips in a row, > 0,
+//	                             # capped by circuit_breaker.max_recovery_timeout
 //	  canary:                    # start a container now and then to prove the host can
 //	    enabled: false
 //	    image: ""                # required when enabled

@@ -226,6 +226,9 @@ func (v *validator) health(h *HealthCheck) {
 	v.fraction(p+"jitter", h.Jitter)
 	v.atLeast(p+"healthy_threshold", h.HealthyThreshold, 1)
 	v.atLeast(p+"unhealthy_threshold", h.UnhealthyThreshold, 1)
+	v.positive(p+"unhealthy_interval", h.UnhealthyInterval)
+	v.order(p+"unhealthy_interval", h.UnhealthyInterval, p+"interval", h.Interval)
+	v.positive(p+"base_ejection_time", h.BaseEjectionTime)
 	if h.Canary.Enabled && strings.TrimSpace(h.Canary.Image) == "" {
 		v.bad(p+"canary.image", "is required when canary is enabled, e.g. busybox:1.36 (a small image present on every host)")
 	}

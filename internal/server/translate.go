@@ -54,6 +54,8 @@ func fleetConfig(c *config.Config) fleet.Config {
 			Jitter:             c.HealthCheck.Jitter,
 			HealthyThreshold:   c.HealthCheck.HealthyThreshold,
 			UnhealthyThreshold: c.HealthCheck.UnhealthyThreshold,
+			UnhealthyInterval:  c.HealthCheck.UnhealthyInterval,
+			BaseEjectionTime:   c.HealthCheck.BaseEjectionTime,
 			Canary: fleet.CanaryConfig{
 				Enabled:  c.HealthCheck.Canary.Enabled,
 				Image:    c.HealthCheck.Canary.Image,
@@ -61,6 +63,9 @@ func fleetConfig(c *config.Config) fleet.Config {
 			},
 		},
 		BreakersDisabled: !c.CircuitBreaker.Enabled,
+	}
+	if fc.Health.Jitter == 0 {
+		fc.Health.Jitter = -1 // the file's 0 means "no jitter"; the fleet's zero means its default
 	}
 	for _, h := range c.Hosts {
 		ec := engine.Config{Address: h.Address, NetworkMode: h.NetworkMode, Timeouts: engineTimeouts(c.DockerTimeouts)}
