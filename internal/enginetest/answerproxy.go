@@ -34,6 +34,9 @@ import (
 // a transport error (EOF), never an HTTP status. It is not the refused dial
 // a dead daemon gives on its own socket; a test of that uses UnixHost.
 //
+// Several faults may be active at once: a request takes the first, in the
+// order they were added, that matches it and has budget left.
+//
 // A request that matches a fault is forwarded to the daemon on a context
 // of its own (the daemon finishes what it was asked whatever the client
 // does), the daemon's whole answer is read, and only then does the fault
@@ -60,7 +63,14 @@ type Route struct {
 }
 
 func (r Route) String() string {
-	return strings.TrimSpace(r.Method + " " + r.Path)
+	m, p := r.Method, r.Path
+	if m == "" {
+		m = "any method"
+	}
+	if p == "" {
+		p = "any path"
+	}
+	return m + " " + p
 }
 
 // answerKind is what a fault does to an answer.
