@@ -3,12 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
-	"io"
 	"math"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -197,38 +195,6 @@ func (c *Client) List(ctx context.Context, labels map[string]string) ([]*Contain
 	return out, err
 }
 
-// Logs returns the output of a container, stdout and stderr separately,
-// each capped at maxBytes (the last maxBytes are kept: the end of a log is
-// where the error is). truncated reports whether anything was dropped.
-func (c *Client) Logs(ctx context.Context, id string, maxBytes int) (stdout, stderr []byte, truncated bool, err error) {
-	out, errw := newTailBuffer(maxBytes), newTailBuffer(maxBytes)
-	err = c.call(ctx, "container logs", c.timeouts.Logs, func(ctx context.Context) error {
-		rc, err := c.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		_, err = stdcopy.StdCopy(out, errw, rc)
-		return err
-	})
-	return out.Bytes(), errw.Bytes(), out.dropped || errw.dropped, err
-}
-
-// FollowLogs copies a container's output to stdout and stderr as it is
-// written, until the container exits or ctx is done. Bounded only by ctx.
-func (c *Client) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	rc, err := c.stream.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
-	if err != nil {
-		return classify(ctx, c.name, "container logs follow", err)
-	}
-	defer rc.Close()
-	_, err = stdcopy.StdCopy(stdout, stderr, rc)
-	if err != nil {
-		return classify(ctx, c.name, "container logs follow", err)
-	}
-	return nil
-}
-
 // reclass returns err with its class changed.
 func reclass(err error, class Class) error {
 	var e *Error
@@ -238,38 +204,4 @@ func reclass(err error, class Class) error {
 		return &cp
 	}
 	return err
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max     int
-	buf     []byte
-	dropped bool
-}
-
-func newTailBuffer(max int) *tailBuffer {
-	if max <= 0 {
-		max = 1 << 20
-	}
-	return &tailBuffer{max: max}
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.dropped = true
-		// Amortise: compact only when the slack is as large as the cap.
-		if over >= t.max {
-			t.buf = append(t.buf[:0], t.buf[over:]...)
-		}
-	}
-	return n, nil
-}
-
-func (t *tailBuffer) Bytes() []byte {
-	if len(t.buf) > t.max {
-		return t.buf[len(t.buf)-t.max:]
-	}
-	return t.buf
 }
