@@ -18,7 +18,8 @@ import (
 // whether the container exists, and
 //   - absent: the launch failed cleanly; the job is requeued (or fails when
 //     its attempts are used up), as for any host fault;
-//   - created, never started: it is removed, then the same;
+//   - created, never started: it is started (a start is idempotent), and
+//     confirmed again if that answer is lost too;
 //   - running or exited: it is adopted and monitored like any started job;
 //   - the host does not answer for LostAfter: the job is declared lost
 //     under the lost-host policy, and a fence is stored with that
@@ -75,10 +76,29 @@ func (d *Dispatcher) confirm(ctx context.Context, hd *handle, h *fleet.Host, cau
 		case errors.Is(err, engine.ErrNotFound):
 			d.confirmedAbsent(ctx, hd, h, cause, cancelled, "container "+name+" does not exist")
 			return
-		case err == nil && (cancelled || ct.Status == "created"):
+		case err == nil && cancelled:
 			if rerr := d.removeContainer(ctx, h, ct.ID); rerr == nil {
-				d.confirmedAbsent(ctx, hd, h, cause, cancelled, "container "+name+" was removed before it ran")
+				d.confirmedAbsent(ctx, hd, h, cause, cancelled, "container "+name+" was removed")
 				return
+			}
+		case err == nil && ct.Status == "created":
+			// Created by this very attempt, never started: start it (a
+			// start is idempotent), and confirm again if that answer is
+			// lost too.
+			serr := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
+				return c.Start(ctx, ct.ID)
+			})
+			if serr == nil {
+				d.log.Info("started the container of a launch whose answer was lost", "job", j.ID, "host", h.Name())
+				d.started(ctx, hd, h, ct.ID)
+				return
+			}
+			if engine.Answered(serr) {
+				// The engine refused to start it: a known outcome.
+				if rerr := d.removeContainer(ctx, h, ct.ID); rerr == nil {
+					d.confirmedAbsent(ctx, hd, h, d.diagnose(ctx, h, j, serr), false, "its container would not start and was removed")
+					return
+				}
 			}
 		case err == nil:
 			d.log.Info("adopting the container of a launch whose answer was lost", "job", j.ID, "host", h.Name(), "status", ct.Status)

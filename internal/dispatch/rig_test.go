@@ -34,6 +34,7 @@ type rig struct {
 	dbPath  string
 	dcfg    dispatch.Config
 	fcfg    fleet.Config
+	sopts   sqlite.Options
 }
 
 type rigOptions struct {
@@ -44,6 +45,10 @@ type rigOptions struct {
 	noHealth bool // no background health checks: the breakers see only job traffic
 	timeouts *engine.Timeouts
 	extra    []fleet.HostConfig // hosts besides the engines (e.g. one that does not exist)
+	// addr picks the address fusebox uses for an engine; default its unix
+	// socket. The answer proxy (e.AnswerProxyHost) loses answers.
+	addr  func(e *enginetest.Engine) string
+	store sqlite.Options
 }
 
 func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
@@ -62,12 +67,16 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 	if o.timeouts != nil {
 		timeouts = *o.timeouts
 	}
+	if o.addr == nil {
+		o.addr = (*enginetest.Engine).UnixHost
+	}
 	for _, e := range engines.Engines {
 		r.fcfg.Hosts = append(r.fcfg.Hosts, fleet.HostConfig{
 			Name: e.Name, Capacity: o.capacity,
-			Engine: engine.Config{Address: e.UnixHost(), NetworkMode: "none", Timeouts: timeouts},
+			Engine: engine.Config{Address: o.addr(e), NetworkMode: "none", Timeouts: timeouts},
 		})
 	}
+	r.sopts = o.store
 	r.fcfg.Hosts = append(r.fcfg.Hosts, o.extra...)
 	r.fcfg.Health = o.health
 	r.fcfg.DisableHealthChecks = o.noHealth
@@ -94,7 +103,7 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 func (r *rig) start() {
 	r.t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, r.dbPath)
+	db, err := sqlite.Open(ctx, r.dbPath, r.sopts)
 	if err != nil {
 		r.t.Fatal(err)
 	}
