@@ -1,7 +1,7 @@
 // Package enginetest gives tests, benchmarks and the demo real Docker
 // engines to run fusebox against: no fakes.
 //
-// It owns three things:
+// It owns four things:
 //
 //   - Private engines. Start runs N dockerd processes (Debian's docker.io,
 //     each starting its own containerd) as root, each under its own
@@ -27,7 +27,16 @@
 //   - Test images. BuildImage writes a docker-save tarball in process
 //     (static busybox, the fusebox-testjob binary from cmd/fusebox-testjob,
 //     /tmp), byte for byte the same for the same inputs; LoadImage loads it
-//     through the image-load API. Nothing is pulled from a registry.
+//     through the image-load API. Tests load images; they pull only from
+//     a Registry.
+//   - A registry. StartRegistry serves images over the Docker Registry
+//     HTTP API V2 (pull side) on loopback, plain HTTP (engines take
+//     127.0.0.0/8 as insecure by default): Push makes the test image
+//     pullable, each push a distinct image (its own ID and layer digest)
+//     so that a pull always downloads. Faults on layer blobs
+//     (SetBlobFault): BlobStall (hold mid-transfer until Release or the
+//     client goes; WaitStalled), BlobSlow, BlobCut (close the connection
+//     mid-blob).
 //
 // The core (Start, Fleet, Engine, BuildImage) does not import testing;
 // testing.go adds the test helpers: ForTest (a private fleet per test,
