@@ -29,7 +29,7 @@ func (e *QueueFullError) Is(target error) bool { return target == job.ErrQueueFu
 // idempotency key already used for the same spec, it returns the existing
 // job and existed == true.
 func (d *Dispatcher) Submit(ctx context.Context, spec job.Spec) (j *job.Job, existed bool, err error) {
-	if err := spec.Validate(); err != nil {
+	if err := spec.ValidateWith(d.cfg.SpecLimits); err != nil {
 		d.rejected("invalid")
 		return nil, false, err
 	}

@@ -1,0 +1,76 @@
+package dispatch_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"fusebox/internal/enginetest"
+	"fusebox/internal/job"
+	"fusebox/internal/job/jobtest"
+)
+
+// Scenario 9: no input a user controls can count against a host. Every
+// spec of the hostile corpus is refused at submit with an error naming its
+// field, or runs and fails as the job's own doing; afterwards every
+// breaker is closed with no failure counted.
+func TestHostileSpecsNeverTripAHost(t *testing.T) {
+	// No health checks: the breakers count only what the jobs do.
+	r := newRig(t, enginetest.Shared(t, 2), rigOptions{noHealth: true})
+	var accepted []jobtest.Hostile
+	ids := map[string]string{}
+	for _, h := range jobtest.HostileSpecs(r.img.Ref) {
+		j, _, err := r.d.Submit(context.Background(), h.Spec)
+		if h.Refused {
+			var fe *job.FieldError
+			if !errors.Is(err, job.ErrInvalid) || !errors.As(err, &fe) {
+				t.Errorf("%s: submit = %v; want a field error for %s", h.Name, err, h.Field)
+				continue
+			}
+			if !hasField(err, h.Field) {
+				t.Errorf("%s: submit = %v; want it to name %s", h.Name, err, h.Field)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: submit refused a spec that should be accepted: %v", h.Name, err)
+			continue
+		}
+		accepted = append(accepted, h)
+		ids[h.Name] = j.ID
+	}
+	for _, h := range accepted {
+		j := r.wait(ids[h.Name], 60*time.Second)
+		if j.State != h.WantState || j.Attempt != 1 {
+			t.Errorf("%s (%s): ended %s on attempt %d (%s); want %s on attempt 1", h.Name, h.Why, j.State, j.Attempt, j.Reason, h.WantState)
+		}
+	}
+	for _, h := range r.fleet.Statuses() {
+		if h.Breaker.State != "closed" || h.Breaker.ConsecutiveFailures != 0 || h.Breaker.Failures != 0 || h.Breaker.Trips != 0 {
+			t.Errorf("host %s breaker after the hostile corpus: %+v", h.Name, h.Breaker)
+		}
+	}
+}
+
+// hasField reports whether err joins a *job.FieldError for field.
+func hasField(err error, field string) bool {
+	var walk func(error) bool
+	walk = func(e error) bool {
+		if fe, ok := e.(*job.FieldError); ok && fe.Field == field {
+			return true
+		}
+		if u, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range u.Unwrap() {
+				if walk(x) {
+					return true
+				}
+			}
+		}
+		if u := errors.Unwrap(e); u != nil {
+			return walk(u)
+		}
+		return false
+	}
+	return walk(err)
+}
