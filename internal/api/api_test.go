@@ -210,9 +210,9 @@ func TestSubmitTooLarge(t *testing.T) {
 
 type retryErr struct{ d time.Duration }
 
-func (e retryErr) Error() string             { return "queue is full, try later" }
-func (e retryErr) Unwrap() error             { return job.ErrQueueFull }
-func (e retryErr) RetryAfter() time.Duration { return e.d }
+func (e retryErr) Error() string                 { return "queue is full, try later" }
+func (e retryErr) Unwrap() error                 { return job.ErrQueueFull }
+func (e retryErr) RetryAfterHint() time.Duration { return e.d }
 
 func TestSubmitQueueFull(t *testing.T) {
 	e := apitest.Start(t, api.Config{})
@@ -630,30 +630,38 @@ func TestOpenAPIServed(t *testing.T) {
 
 func TestCheckListen(t *testing.T) {
 	tokens := []api.Token{{Value: "x", Role: api.RoleRead}}
+	tlsFiles := &api.TLSFiles{CertFile: "cert.pem", KeyFile: "key.pem"}
 	for _, c := range []struct {
-		addr   string
-		tokens []api.Token
-		ok     bool
+		addr string
+		cfg  api.Config
+		ok   bool
+		want string // what the refusal says to do instead
 	}{
-		{"127.0.0.1:7070", nil, true},
-		{"[::1]:7070", nil, true},
-		{"localhost:7070", nil, true},
-		{"127.0.0.2:7070", nil, true},
-		{"0.0.0.0:7070", nil, false},
-		{":7070", nil, false},
-		{"[::]:7070", nil, false},
-		{"10.1.2.3:7070", nil, false},
-		{"fusebox.example.com:7070", nil, false},
-		{"0.0.0.0:7070", tokens, true},
-		{"nonsense", nil, false},
+		{"127.0.0.1:7070", api.Config{}, true, ""},
+		{"[::1]:7070", api.Config{}, true, ""},
+		{"localhost:7070", api.Config{}, true, ""},
+		{"127.0.0.2:7070", api.Config{}, true, ""},
+		{"0.0.0.0:7070", api.Config{}, false, "127.0.0.1"},
+		{":7070", api.Config{}, false, "127.0.0.1"},
+		{"[::]:7070", api.Config{}, false, "127.0.0.1"},
+		{"10.1.2.3:7070", api.Config{}, false, "127.0.0.1"},
+		{"fusebox.example.com:7070", api.Config{}, false, "127.0.0.1"},
+		// Tokens beyond loopback need TLS, or insecure_http in so many words.
+		{"0.0.0.0:7070", api.Config{Tokens: tokens}, false, "api.insecure_http: true"},
+		{"0.0.0.0:7070", api.Config{Tokens: tokens, TLS: tlsFiles}, true, ""},
+		{"0.0.0.0:7070", api.Config{Tokens: tokens, InsecureHTTP: true}, true, ""},
+		// TLS or insecure_http never stand in for tokens.
+		{"0.0.0.0:7070", api.Config{TLS: tlsFiles}, false, "configure tokens"},
+		{"0.0.0.0:7070", api.Config{InsecureHTTP: true}, false, "configure tokens"},
+		{"nonsense", api.Config{}, false, ""},
 	} {
-		err := api.CheckListen(c.addr, c.tokens)
+		err := c.cfg.CheckListen(c.addr)
 		if (err == nil) != c.ok {
-			t.Errorf("CheckListen(%q, %d tokens) = %v", c.addr, len(c.tokens), err)
+			t.Errorf("CheckListen(%q) with %d tokens, tls %v, insecure_http %v = %v", c.addr, len(c.cfg.Tokens), c.cfg.TLS != nil, c.cfg.InsecureHTTP, err)
 		}
-		if err != nil && c.addr != "nonsense" {
-			if !errors.Is(err, api.ErrInsecureListen) || !strings.Contains(err.Error(), "127.0.0.1") {
-				t.Errorf("refusal does not say what to do instead: %v", err)
+		if err != nil && c.want != "" {
+			if !errors.Is(err, api.ErrInsecureListen) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("refusal of %q does not say %q: %v", c.addr, c.want, err)
 			}
 		}
 	}

@@ -46,12 +46,19 @@ type Config struct {
 	// Tokens accepted in "Authorization: Bearer <value>". With none, every
 	// endpoint is open, and Serve refuses any address beyond loopback.
 	Tokens []Token
+	// TLS, when set, makes Serve serve HTTPS with the certificate and key
+	// in these files, read again when their content changes (no restart).
+	TLS *TLSFiles
+	// InsecureHTTP lets Serve listen beyond loopback with tokens but without
+	// TLS (behind a proxy that terminates TLS, say). Tokens are still
+	// required beyond loopback.
+	InsecureHTTP bool
 	// MaxBodyBytes bounds a request body (413 past it).
 	MaxBodyBytes int64
 	// RequestTimeout bounds every request but log follows.
 	RequestTimeout time.Duration
 	// QueueFullRetryAfter is the Retry-After sent with a 429 when the error
-	// does not say (an error with a RetryAfter() time.Duration method does).
+	// does not say (an error with a RetryHint does).
 	QueueFullRetryAfter time.Duration
 	// ShutdownTimeout bounds the wait for requests in flight when Serve's
 	// context ends; connections still open after it are closed.
@@ -59,6 +66,31 @@ type Config struct {
 	// StreamWriteTimeout bounds each write of a log follow to a client, so
 	// a client that stops reading cannot hold a stream forever.
 	StreamWriteTimeout time.Duration
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout are the http.Server's:
+	// reading a request's header, reading the whole request, and keeping an
+	// idle connection open.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	// WriteTimeout bounds writing the answer of every route but log follows,
+	// counted from when its handler starts (default: RequestTimeout + 10s).
+	// A follow instead has StreamWriteTimeout on each of its writes.
+	WriteTimeout time.Duration
+	// MaxFollowsPerToken bounds the log follows one token (or, without
+	// tokens, every client together) may have open at once; the next one
+	// is refused with 429.
+	MaxFollowsPerToken int
+	// FollowStartTimeout ends a log follow of a job that stays queued or
+	// launching (at the start, or after a failover) this long, with an
+	// error event saying so.
+	FollowStartTimeout time.Duration
+}
+
+// TLSFiles names the PEM files of the API server's certificate (with its
+// chain) and private key.
+type TLSFiles struct {
+	CertFile string
+	KeyFile  string
 }
 
 // Defaults of Config.
@@ -68,24 +100,34 @@ const (
 	QueueFullRetryAfterDefault = 5 * time.Second
 	ShutdownTimeoutDefault     = 10 * time.Second
 	StreamWriteTimeoutDefault  = time.Minute
+	ReadHeaderTimeoutDefault   = 10 * time.Second
+	ReadTimeoutDefault         = time.Minute
+	IdleTimeoutDefault         = 2 * time.Minute
+	MaxFollowsPerTokenDefault  = 8
+	FollowStartTimeoutDefault  = 10 * time.Minute
 )
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = MaxBodyBytesDefault
 	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = RequestTimeoutDefault
-	}
-	if c.QueueFullRetryAfter <= 0 {
-		c.QueueFullRetryAfter = QueueFullRetryAfterDefault
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = ShutdownTimeoutDefault
-	}
-	if c.StreamWriteTimeout <= 0 {
-		c.StreamWriteTimeout = StreamWriteTimeoutDefault
+	def(&c.RequestTimeout, RequestTimeoutDefault)
+	def(&c.QueueFullRetryAfter, QueueFullRetryAfterDefault)
+	def(&c.ShutdownTimeout, ShutdownTimeoutDefault)
+	def(&c.StreamWriteTimeout, StreamWriteTimeoutDefault)
+	def(&c.ReadHeaderTimeout, ReadHeaderTimeoutDefault)
+	def(&c.ReadTimeout, ReadTimeoutDefault)
+	def(&c.IdleTimeout, IdleTimeoutDefault)
+	def(&c.WriteTimeout, c.RequestTimeout+10*time.Second)
+	def(&c.FollowStartTimeout, FollowStartTimeoutDefault)
+	if c.MaxFollowsPerToken <= 0 {
+		c.MaxFollowsPerToken = MaxFollowsPerTokenDefault
 	}
 	return c
 }
@@ -117,6 +159,9 @@ func (c Config) Validate() error {
 	}{
 		{"request_timeout", c.RequestTimeout}, {"queue_full_retry_after", c.QueueFullRetryAfter},
 		{"shutdown_timeout", c.ShutdownTimeout}, {"stream_write_timeout", c.StreamWriteTimeout},
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
+		{"idle_timeout", c.IdleTimeout}, {"write_timeout", c.WriteTimeout},
+		{"follow_start_timeout", c.FollowStartTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("api: %s: must not be negative (got %v)", d.name, d.v))
@@ -125,20 +170,29 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("api: max_body_bytes: must not be negative (got %d)", c.MaxBodyBytes))
 	}
+	if c.MaxFollowsPerToken < 0 {
+		errs = append(errs, fmt.Errorf("api: max_follows_per_token: must not be negative (got %d)", c.MaxFollowsPerToken))
+	}
+	if t := c.TLS; t != nil {
+		if t.CertFile == "" {
+			errs = append(errs, errors.New("api: tls.cert: is required with tls (the server certificate's PEM file)"))
+		}
+		if t.KeyFile == "" {
+			errs = append(errs, errors.New("api: tls.key: is required with tls (the server key's PEM file)"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// ErrInsecureListen is wrapped by CheckListen's refusal.
-var ErrInsecureListen = errors.New("refusing to listen beyond loopback without auth tokens")
+// ErrInsecureListen is wrapped by CheckListen's refusals.
+var ErrInsecureListen = errors.New("refusing to listen beyond loopback")
 
-// CheckListen refuses a TCP listen address that is not loopback (127.0.0.1,
-// ::1, localhost) when no tokens are configured: without tokens anyone who
-// can reach the address could run containers on the fleet. An empty host
-// (":7070") means every interface and is refused too.
-func CheckListen(addr string, tokens []Token) error {
-	if len(tokens) > 0 {
-		return nil
-	}
+// CheckListen refuses a TCP listen address beyond loopback (anything but
+// 127.0.0.1, ::1, localhost; an empty host, ":7070", means every interface)
+// when no tokens are configured (anyone who could reach it could run
+// containers on the fleet), and when there is no TLS and InsecureHTTP is
+// not set (the bearer tokens would cross the network in clear).
+func (c Config) CheckListen(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("api: listen address %q: %w (use host:port, e.g. 127.0.0.1:7070)", addr, err)
@@ -150,8 +204,15 @@ func CheckListen(addr string, tokens []Token) error {
 	if shown == "" {
 		shown = "every interface"
 	}
-	return fmt.Errorf("api: listen %s (%s): %w: anyone who can reach it could run containers; "+
-		"configure tokens (with roles read, submit, admin), or listen on 127.0.0.1", addr, shown, ErrInsecureListen)
+	switch {
+	case len(c.Tokens) == 0:
+		return fmt.Errorf("api: listen %s (%s): %w without auth tokens: anyone who can reach it could run containers; "+
+			"configure tokens (with roles read, submit, admin), or listen on 127.0.0.1", addr, shown, ErrInsecureListen)
+	case c.TLS == nil && !c.InsecureHTTP:
+		return fmt.Errorf("api: listen %s (%s): %w over plain HTTP: the bearer tokens would cross the network in clear; "+
+			"configure api.tls (cert and key), or set api.insecure_http: true if a proxy in front terminates TLS", addr, shown, ErrInsecureListen)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

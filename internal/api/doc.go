@@ -1,7 +1,18 @@
 // Package api owns fusebox's HTTP API: the /v1 JSON endpoints, /healthz,
 // /metrics and the OpenAPI document served at /v1/openapi.json; bearer-token
 // authentication with roles; the mapping of fusebox's errors to HTTP
-// statuses; and the refusal to listen beyond loopback without tokens.
+// statuses; TLS from a certificate and key that are read again when their
+// files change; the refusal to listen beyond loopback without tokens, or
+// without TLS unless InsecureHTTP says so; and the bounds that keep one
+// client from exhausting the server: read and write timeouts on every route
+// but log follows (which bound each write instead), a page size cap on
+// GET /v1/jobs, at most MaxFollowsPerToken open follows per token, and a
+// follow of a job that does not run ending after FollowStartTimeout.
+//
+// Errors that know when to retry say so through RetryHint (or, for a
+// *breaker.OpenError, its RetryAfter field): the 429 or 503 answer carries
+// it as Retry-After. Errors of packages the API must not import are given
+// their hint by whoever adapts them (internal/server, with WithRetryAfter).
 //
 // It reaches the rest of fusebox only through two narrow interfaces declared
 // here, Service (jobs: the dispatcher satisfies it) and Fleet (hosts: the

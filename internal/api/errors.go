@@ -10,20 +10,25 @@ import (
 	"strings"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/job"
 )
 
 // requestError is an error the API itself finds in a request, before or
 // instead of calling the Service.
 type requestError struct {
-	status   int
-	code     string
-	msg      string
-	field    string
-	problems []Problem
+	status     int
+	code       string
+	msg        string
+	field      string
+	problems   []Problem
+	retryAfter time.Duration // sent as Retry-After when > 0
 }
 
 func (e *requestError) Error() string { return e.msg }
+
+// RetryAfterHint is the requestError's Retry-After.
+func (e *requestError) RetryAfterHint() time.Duration { return e.retryAfter }
 
 func badRequest(field, format string, args ...any) *requestError {
 	msg := fmt.Sprintf(format, args...)
@@ -31,8 +36,45 @@ func badRequest(field, format string, args ...any) *requestError {
 		problems: []Problem{{Field: field, Message: msg}}}
 }
 
-// retryAfterer is implemented by errors that know when to retry.
-type retryAfterer interface{ RetryAfter() time.Duration }
+// RetryHint is implemented by errors that know when a refused request may
+// be tried again; a 429 or 503 answer to such an error carries it as
+// Retry-After (rounded up to the second). A *breaker.OpenError is read by
+// its RetryAfter field instead; errors of other packages that only have a
+// field are given a hint with WithRetryAfter by whoever adapts them.
+type RetryHint interface {
+	RetryAfterHint() time.Duration
+}
+
+// WithRetryAfter returns err (still matched by errors.Is and errors.As) with
+// the RetryHint d.
+func WithRetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{err: err, d: d}
+}
+
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e *retryAfterError) Error() string                 { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error                 { return e.err }
+func (e *retryAfterError) RetryAfterHint() time.Duration { return e.d }
+
+// retryAfter returns when err says to retry; 0 if it does not say.
+func retryAfter(err error) time.Duration {
+	var h RetryHint
+	if errors.As(err, &h) && h.RetryAfterHint() > 0 {
+		return h.RetryAfterHint()
+	}
+	var oe *breaker.OpenError
+	if errors.As(err, &oe) && oe.RetryAfter > 0 {
+		return oe.RetryAfter
+	}
+	return 0
+}
 
 // errorResponse maps err to a status and a body.
 func (s *Server) errorResponse(err error) (int, ErrorResponse) {
@@ -58,6 +100,8 @@ func (s *Server) errorResponse(err error) (int, ErrorResponse) {
 		return http.StatusConflict, ErrorResponse{Error: err.Error(), Code: CodeTerminal}
 	case errors.Is(err, job.ErrConflict):
 		return http.StatusConflict, ErrorResponse{Error: err.Error() + "; retry", Code: CodeConflict}
+	case errors.Is(err, breaker.ErrOpen):
+		return http.StatusServiceUnavailable, ErrorResponse{Error: err.Error(), Code: CodeUnavailable}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, ErrorResponse{Error: "request timed out: " + err.Error(), Code: CodeUnavailable}
 	}
@@ -109,13 +153,14 @@ func walk(err error, fn func(error)) {
 // writeError writes err as JSON with its status, and logs server faults.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.errorResponse(err)
-	if status == http.StatusTooManyRequests {
-		d := s.cfg.QueueFullRetryAfter
-		var ra retryAfterer
-		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-			d = ra.RetryAfter()
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		d := retryAfter(err)
+		if d == 0 && errors.Is(err, job.ErrQueueFull) {
+			d = s.cfg.QueueFullRetryAfter
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+		if d > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+		}
 	}
 	if status >= 500 {
 		s.log.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

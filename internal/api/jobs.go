@@ -10,10 +10,12 @@ import (
 	"fusebox/internal/store"
 )
 
-// Bounds of GET /v1/jobs?limit=.
+// Bounds of GET /v1/jobs?limit=: a limit above ListLimitMax is refused
+// (400 naming limit), not clamped, so that a client never takes a short
+// page for the end of the list.
 const (
-	listLimitDefault = 50
-	listLimitMax     = 1000
+	ListLimitDefault = 50
+	ListLimitMax     = 500
 )
 
 // submitJob: POST /v1/jobs.
@@ -70,7 +72,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 // or comma-separated. Unknown parameters are refused, so that a typo
 // (?status=) does not silently list everything.
 func parseListParams(q url.Values) (store.JobListParams, error) {
-	p := store.JobListParams{Limit: listLimitDefault}
+	p := store.JobListParams{Limit: ListLimitDefault}
 	for k, vs := range q {
 		switch k {
 		case "state":
@@ -92,8 +94,8 @@ func parseListParams(q url.Values) (store.JobListParams, error) {
 			p.BeforeID = vs[len(vs)-1]
 		case "limit":
 			n, err := strconv.Atoi(vs[len(vs)-1])
-			if err != nil || n < 1 || n > listLimitMax {
-				return p, badRequest("limit", "must be an integer from 1 to %d (got %q)", listLimitMax, vs[len(vs)-1])
+			if err != nil || n < 1 || n > ListLimitMax {
+				return p, badRequest("limit", "must be an integer from 1 to %d (got %q)", ListLimitMax, vs[len(vs)-1])
 			}
 			p.Limit = n
 		default:

@@ -73,12 +73,15 @@ func noLogs(j *job.Job) error {
 }
 
 // followLogs streams a job's output until it ends. A terminal job's
-// collected output is sent at once.
+// collected output is sent at once. Each token may have
+// Config.MaxFollowsPerToken follows open (429 past it), and a follow of a
+// job that stays queued or launching for Config.FollowStartTimeout ends
+// with an error event.
 func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string) {
 	// Stop when the client goes away or the server shuts down.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(s.streams, cancel)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(s.streams, func() { cancel(errShuttingDown) })
 	defer stop()
 
 	gctx, gcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
@@ -87,6 +90,17 @@ func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if !j.State.Terminal() {
+		tok, _ := r.Context().Value(tokenKey{}).(int)
+		if !s.follows.acquire(tok) {
+			s.writeError(w, r, &requestError{status: http.StatusTooManyRequests, code: CodeTooManyFollows,
+				retryAfter: QueueFullRetryAfterDefault,
+				msg: fmt.Sprintf("too many log follows: this token already follows %d jobs at once (the most the server allows); "+
+					"end one, or read the collected output without follow when the job has ended", s.follows.max)})
+			return
+		}
+		defer s.follows.release(tok)
 	}
 
 	if rec, ok := w.(*recorder); ok {
@@ -111,27 +125,114 @@ func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watchStart(ctx, cancel, j)
+	}()
 	stdout, stderr := ew.stream("stdout"), ew.stream("stderr")
 	err = s.svc.FollowLogs(ctx, id, stdout, stderr)
 	stdout.close()
 	stderr.close()
-	switch {
+	cancel(nil)
+	<-watched
+	var ns *notStartedError
+	switch cause := context.Cause(ctx); {
 	case r.Context().Err() != nil:
 		return // the client left
-	case s.streams.Err() != nil:
+	case errors.Is(cause, errShuttingDown):
 		ew.send(LogEvent{Error: "the server is shutting down; follow again to go on"})
+		return
+	case errors.As(cause, &ns):
+		ew.send(LogEvent{Error: ns.Error()})
 		return
 	case err != nil:
 		s.log.Warn("api: following logs", "job", id, "err", err)
 		ew.send(LogEvent{Error: err.Error()})
 		return
 	}
-	gctx, gcancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	gctx, gcancel = context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer gcancel()
 	if j2, err := s.svc.Get(gctx, id); err == nil {
 		j = j2
 	}
 	ew.send(LogEvent{End: true, State: j.State, ExitCode: j.ExitCode})
+}
+
+var errShuttingDown = errors.New("api: shutting down")
+
+// notStartedError ends a follow whose job has not run for too long.
+type notStartedError struct {
+	j     *job.Job
+	after time.Duration
+}
+
+func (e *notStartedError) Error() string {
+	why := ""
+	if e.j.Reason != "" {
+		why = " (" + e.j.Reason + ")"
+	}
+	return fmt.Sprintf("job %s has been %s%s for %v without running; stopped following it: follow again later, "+
+		"or wait for it with GET /v1/jobs/%s", e.j.ID, e.j.State, why, e.after, e.j.ID)
+}
+
+// watchStart cancels a follow with a *notStartedError once its job has
+// stayed queued or launching for FollowStartTimeout without a break
+// (counted from the start of the follow, or from when the job was last
+// seen running). It checks the job at most once a second and returns when
+// ctx ends.
+func (s *Server) watchStart(ctx context.Context, cancel context.CancelCauseFunc, j *job.Job) {
+	limit := s.cfg.FollowStartTimeout
+	every := min(time.Second, max(limit/4, 10*time.Millisecond))
+	since := time.Now()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		switch {
+		case j.State == job.StateRunning || j.State.Terminal():
+			since = time.Now()
+		case time.Since(since) >= limit:
+			cancel(&notStartedError{j: j, after: limit})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		gctx, gcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		j2, err := s.svc.Get(gctx, j.ID)
+		gcancel()
+		if err == nil {
+			j = j2
+		}
+	}
+}
+
+// followLimiter counts the open log follows of each token (by its index in
+// Config.Tokens; -1 for every client when there are no tokens).
+type followLimiter struct {
+	max  int
+	mu   sync.Mutex
+	open map[int]int
+}
+
+func (l *followLimiter) acquire(tok int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[tok] >= l.max {
+		return false
+	}
+	l.open[tok]++
+	return true
+}
+
+func (l *followLimiter) release(tok int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[tok]--; l.open[tok] <= 0 {
+		delete(l.open, tok)
+	}
 }
 
 // eventWriter writes LogEvents to a streaming response, one JSON line each,

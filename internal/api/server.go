@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type Server struct {
 	// follows (which would otherwise hold Shutdown until they end) stop.
 	streams    context.Context
 	stopStream context.CancelFunc
+
+	follows followLimiter
 }
 
 // route is one endpoint: its ServeMux pattern, the role it needs, and
@@ -51,6 +54,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 	}
 	s := &Server{cfg: cfg.WithDefaults(), svc: svc, fleet: fl, metrics: m, log: logger, mux: http.NewServeMux()}
 	s.streams, s.stopStream = context.WithCancel(context.Background())
+	s.follows = followLimiter{max: s.cfg.MaxFollowsPerToken, open: map[int]int{}}
 	if m != nil {
 		s.metricsHandler = m.Handler()
 	}
@@ -88,31 +92,50 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Serve serves the API on ln until ctx ends, then shuts down gracefully:
 // log follows are stopped, requests in flight get up to
 // Config.ShutdownTimeout to finish. It returns nil after a clean shutdown.
+// With Config.TLS it serves HTTPS (HTTP/2 and HTTP/1.1), picking up a
+// renewed certificate from the files without a restart.
 //
-// It refuses (before serving anything) an invalid Config, and a TCP
-// listener beyond loopback when no tokens are configured (see CheckListen).
-// ln is closed when Serve returns.
+// It refuses (before serving anything) an invalid Config, a certificate
+// that does not load, and a TCP listener beyond loopback without tokens or
+// without TLS (see Config.CheckListen). ln is closed when Serve returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.cfg.Validate(); err != nil {
 		ln.Close()
 		return err
 	}
 	if ln.Addr().Network() != "unix" {
-		if err := CheckListen(ln.Addr().String(), s.cfg.Tokens); err != nil {
+		if err := s.cfg.CheckListen(ln.Addr().String()); err != nil {
 			ln.Close()
 			return err
 		}
 	}
 	srv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout, // log follows lift it (see wrap)
+		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	scheme := "http"
+	if s.cfg.TLS != nil {
+		cr, err := newCertReloader(*s.cfg.TLS, s.log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cr.GetCertificate}
+		scheme = "https"
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("api: listening", "addr", ln.Addr().String(), "auth", len(s.cfg.Tokens) > 0)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	s.log.Info("api: listening", "addr", ln.Addr().String(), "scheme", scheme, "auth", len(s.cfg.Tokens) > 0)
 
 	select {
 	case err := <-errc:
@@ -131,13 +154,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// wrap adds to a route's handler: the request timeout, authentication,
-// metrics and the debug request log.
+// wrap adds to a route's handler: the request timeout and write deadline
+// (a streaming route gets neither: it bounds each write itself),
+// authentication, metrics and the debug request log.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		who := ""
+		tokenIndex := -1 // no token: every client together
 		defer func() {
 			d := time.Since(start)
 			timed := d
@@ -158,9 +183,16 @@ func (s *Server) wrap(rt route) http.Handler {
 				s.writeError(rec, r, err)
 				return
 			}
-			who = tok.Name
+			who, tokenIndex = tok.Name, tok.index
 		}
-		if !rt.stream {
+		// Not every ResponseWriter supports deadlines (a test recorder);
+		// that only means no bound.
+		rc := http.NewResponseController(w)
+		if rt.stream {
+			_ = rc.SetWriteDeadline(time.Time{})
+			r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tokenIndex))
+		} else {
+			_ = rc.SetWriteDeadline(start.Add(s.cfg.WriteTimeout))
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
@@ -170,31 +202,43 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 // authenticate finds the request's bearer token and checks its role.
-func (s *Server) authenticate(r *http.Request, need Role) (Token, error) {
+func (s *Server) authenticate(r *http.Request, need Role) (authToken, error) {
 	h := r.Header.Get("Authorization")
 	scheme, value, ok := strings.Cut(h, " ")
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
-		return Token{}, &requestError{status: http.StatusUnauthorized, code: CodeUnauthorized,
+		return authToken{}, &requestError{status: http.StatusUnauthorized, code: CodeUnauthorized,
 			msg: "authentication required: send \"Authorization: Bearer <token>\" (fusebox CLI: --token or FUSEBOX_TOKEN)"}
 	}
 	value = strings.TrimSpace(value)
-	var found *Token
+	found := -1
 	for i := range s.cfg.Tokens {
 		// Compare with every token, in constant time, so that timing says
 		// nothing about which token was close.
 		if subtle.ConstantTimeCompare([]byte(value), []byte(s.cfg.Tokens[i].Value)) == 1 {
-			found = &s.cfg.Tokens[i]
+			found = i
 		}
 	}
-	if found == nil {
-		return Token{}, &requestError{status: http.StatusUnauthorized, code: CodeUnauthorized, msg: "invalid token"}
+	if found < 0 {
+		return authToken{}, &requestError{status: http.StatusUnauthorized, code: CodeUnauthorized, msg: "invalid token"}
 	}
-	if found.Role.level() < need.level() {
-		return *found, &requestError{status: http.StatusForbidden, code: CodeForbidden,
-			msg: fmt.Sprintf("this token has role %s; %s %s needs role %s", found.Role, r.Method, r.URL.Path, need)}
+	tok := authToken{Token: s.cfg.Tokens[found], index: found}
+	if tok.Role.level() < need.level() {
+		return tok, &requestError{status: http.StatusForbidden, code: CodeForbidden,
+			msg: fmt.Sprintf("this token has role %s; %s %s needs role %s", tok.Role, r.Method, r.URL.Path, need)}
 	}
-	return *found, nil
+	return tok, nil
 }
+
+// authToken is the token a request authenticated with, and its index in
+// Config.Tokens (which keys the per-token bounds).
+type authToken struct {
+	Token
+	index int
+}
+
+// tokenKey is the context key of a streaming request's token index (-1:
+// no tokens are configured).
+type tokenKey struct{}
 
 // noRoute answers requests no route matches: 405 when the path exists with
 // another method, else 404; both as JSON.

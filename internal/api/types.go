@@ -99,6 +99,7 @@ const (
 	CodeConflict         = "conflict"           // 409: the job changed concurrently; retry
 	CodeTooLarge         = "too_large"          // 413: body over the limit
 	CodeQueueFull        = "queue_full"         // 429: see Retry-After
+	CodeTooManyFollows   = "too_many_follows"   // 429: the token has too many log follows open; see Retry-After
 	CodeInternal         = "internal"           // 500
-	CodeUnavailable      = "unavailable"        // 503: timed out or shutting down
+	CodeUnavailable      = "unavailable"        // 503: timed out, shutting down, or a breaker is open (see Retry-After)
 )
