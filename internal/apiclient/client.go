@@ -2,7 +2,9 @@
 // and by end-to-end tests. It has one method per endpoint, a Wait that
 // polls a job until it ends, and turns every error the server answers into
 // an *Error that errors.Is matches against the job package's sentinels
-// (job.ErrNotFound, job.ErrQueueFull, ...).
+// (job.ErrNotFound, job.ErrQueueFull, ...). It speaks http:// and https://;
+// TrustCAFile verifies an https server against a CA file (what the CLI's
+// --cacert and FUSEBOX_CACERT name).
 //
 // It owns only the client side of the wire format; the types themselves are
 // declared once, in internal/api. It must not import the dispatcher, the
@@ -13,12 +15,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +33,12 @@ import (
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
+
+// EnvCACert names the variable that holds the PEM file of the CA that signs
+// an https server's certificate, for programs that take it from the
+// environment (the CLI does, as --cacert's default): pass its value to
+// TrustCAFile.
+const EnvCACert = "FUSEBOX_CACERT"
 
 // Defaults of Client.
 const (
@@ -39,7 +50,7 @@ const (
 // Client talks to one fusebox server. Its fields may be changed before the
 // first call; it is safe for concurrent use after that.
 type Client struct {
-	BaseURL string // e.g. http://127.0.0.1:7070
+	BaseURL string // e.g. http://127.0.0.1:7070, or https://fusebox.example.com:7070
 	Token   string // bearer token; "" for none
 	// HTTPClient makes the requests; http.DefaultClient if nil.
 	HTTPClient *http.Client
@@ -56,6 +67,33 @@ type Client struct {
 // as a bearer token.
 func New(baseURL, token string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token}
+}
+
+// TrustCAFile makes the client verify an https server's certificate
+// against the CA certificates in the PEM file at path only (instead of the
+// system's roots), as curl --cacert does. "" changes nothing. It replaces
+// HTTPClient with one of its own (keeping HTTPClient's Timeout); call it
+// before the first request.
+func (c *Client) TrustCAFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("apiclient: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("apiclient: CA file %s: no PEM certificate in it", path)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	hc := &http.Client{Transport: tr}
+	if c.HTTPClient != nil {
+		hc.Timeout = c.HTTPClient.Timeout
+	}
+	c.HTTPClient = hc
+	return nil
 }
 
 // Error is an error the server answered with.
@@ -106,7 +144,8 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// ConnError is a failure to reach the server at all.
+// ConnError is a failure to reach the server at all, or to trust it: a TLS
+// certificate the client does not trust is one (see CertError).
 type ConnError struct {
 	URL string
 	Err error
@@ -116,6 +155,17 @@ func (e *ConnError) Error() string {
 	return fmt.Sprintf("cannot reach fusebox at %s: %v", e.URL, e.Err)
 }
 func (e *ConnError) Unwrap() error { return e.Err }
+
+// CertError reports whether err is a failure to verify the server's TLS
+// certificate (signed by a CA the client does not trust, for another name,
+// expired), which trusting the right CA (TrustCAFile) may fix.
+func CertError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var tv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &tv)
+}
 
 func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
