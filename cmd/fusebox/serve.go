@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 
-	"fusebox/internal/api"
 	"fusebox/internal/config"
 	"fusebox/internal/server"
 
@@ -37,11 +36,8 @@ func serveCmd(ctx context.Context, a *app, configPath string) error {
 	if err != nil {
 		return err
 	}
-	var tokens []api.Token
-	for _, t := range cfg.Auth.Tokens {
-		tokens = append(tokens, api.Token{Value: t.Token, Role: api.Role(t.Role), Name: t.Name})
-	}
-	if err := api.CheckListen(cfg.Listen, tokens); err != nil {
+	tokens := server.Tokens(cfg)
+	if err := server.CheckListen(cfg, tokens); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))

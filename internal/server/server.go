@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -105,13 +104,14 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return qs.Queued, qs.Running
 	})
 
-	ac := api.Config{Tokens: o.Tokens, QueueFullRetryAfter: dc.WithDefaults().RetryAfter}
+	ac := apiConfig(cfg, o.Tokens)
+	ac.QueueFullRetryAfter = dc.WithDefaults().RetryAfter
 	if err := ac.Validate(); err != nil {
 		st.Close()
 		return nil, err
 	}
 	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Logger: logger}
-	srv.API = api.New(ac, service{d}, fleetView{fl}, m, logger)
+	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, fleetView{fl}, m, logger)
 	return srv, nil
 }
 
@@ -134,23 +134,76 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 // Run starts the fleet's health checks and the dispatcher, serves the API
 // on ln until ctx ends, then stops everything (running containers keep
 // running; the next start adopts them).
+//
+// It logs, once every host has been checked and before any job is placed,
+// whether each host answered (with the error of one that did not), and the
+// start and end of its shutdown with the jobs it leaves behind.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer s.Store.Close()
 	if err := s.Fleet.Start(ctx); err != nil {
 		return err
 	}
 	defer s.Fleet.Stop()
+	s.logHosts()
 	if err := s.Dispatcher.Start(ctx); err != nil {
 		return err
 	}
-	defer s.Dispatcher.Stop()
+	stopped := false
+	defer func() {
+		if !stopped {
+			s.Dispatcher.Stop()
+		}
+	}()
 	go s.publishHostStates(ctx)
 	s.Logger.Info("fusebox serving", "addr", ln.Addr().String(), "hosts", len(s.Fleet.Hosts()), "max_queued", s.Config.Queue.MaxQueuedJobs)
 	err := s.API.Serve(ctx, ln)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
+	start := time.Now()
+	s.Logger.Info("fusebox shutting down", append([]any{"cause", shutdownCause(ctx, err)}, s.jobCounts()...)...)
+	s.Dispatcher.Stop()
+	stopped = true
+	s.Logger.Info("fusebox stopped: jobs left running keep running and are adopted at the next start",
+		append([]any{"took", time.Since(start).Round(time.Millisecond)}, s.jobCounts()...)...)
 	return err
+}
+
+// logHosts says, for every host, whether its first health check passed.
+func (s *Server) logHosts() {
+	for _, h := range s.Fleet.Statuses() {
+		switch {
+		case h.LastCheck.IsZero():
+			s.Logger.Info("host not checked yet", "host", h.Name, "address", h.Address, "state", h.State)
+		case h.LastError != "":
+			s.Logger.Warn("host cannot be reached: no jobs go to it until it answers", "host", h.Name, "address", h.Address,
+				"state", h.State, "err", h.LastError)
+		default:
+			s.Logger.Info("host answered", "host", h.Name, "address", h.Address, "state", h.State,
+				"latency", h.Latency.Round(time.Microsecond))
+		}
+	}
+}
+
+// jobCounts returns the unfinished jobs, as log attributes.
+func (s *Server) jobCounts() []any {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	qs, err := s.Dispatcher.Stats(ctx)
+	if err != nil {
+		return []any{"jobs_err", err}
+	}
+	return []any{"queued", qs.Queued, "launching", qs.ByState[job.StateLaunching], "running", qs.ByState[job.StateRunning]}
+}
+
+func shutdownCause(ctx context.Context, err error) string {
+	switch {
+	case err != nil:
+		return err.Error()
+	case context.Cause(ctx) != nil:
+		return context.Cause(ctx).Error()
+	}
+	return "stopped"
 }
 
 // publishHostStates keeps the fusebox_host_state gauges current (a host's
@@ -168,18 +221,6 @@ func (s *Server) publishHostStates(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// service adapts the dispatcher to the API's Service.
-type service struct{ *dispatch.Dispatcher }
-
-func (s service) QueueStats(ctx context.Context) (api.QueueStats, error) {
-	qs, err := s.Stats(ctx)
-	return api.QueueStats{Queued: qs.Queued, Running: qs.Running, MaxQueued: qs.MaxQueued, ByState: qs.ByState}, err
-}
-
-func (s service) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	return s.Dispatcher.FollowLogs(ctx, id, stdout, stderr)
 }
 
 // fleetView adapts the fleet to the API's Fleet.
