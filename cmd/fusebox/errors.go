@@ -16,6 +16,9 @@ func explain(err error) (msg, hint string) {
 	msg = err.Error()
 	var ce *apiclient.ConnError
 	if errors.As(err, &ce) {
+		if apiclient.CertError(err) {
+			return msg, fmt.Sprintf("The server's TLS certificate is not trusted: pass the CA that signed it with --cacert FILE or $%s.", envCACert)
+		}
 		return msg, fmt.Sprintf("Is the server running ('fusebox serve')? Point at another one with --server or $%s.", envServer)
 	}
 	var ae *apiclient.Error

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"fusebox/internal/api"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -30,8 +31,8 @@ func (a *app) jobsCommand() *cobra.Command {
 					p.States = append(p.States, job.State(st))
 				}
 			}
-			if p.Limit < 1 || p.Limit > 1000 {
-				return usagef("Use --limit from 1 to 1000, and --before ID for the next page.", "--limit %d: out of range", p.Limit)
+			if p.Limit < 1 || p.Limit > api.ListLimitMax {
+				return usagef(fmt.Sprintf("Use --limit from 1 to %d, and --before ID for the next page.", api.ListLimitMax), "--limit %d: out of range", p.Limit)
 			}
 			c, err := a.client()
 			if err != nil {

@@ -50,6 +50,7 @@ const (
 	serverDefault = "http://127.0.0.1:7070"
 	envServer     = "FUSEBOX_SERVER"
 	envToken      = "FUSEBOX_TOKEN"
+	envCACert     = apiclient.EnvCACert
 )
 
 func main() {
@@ -74,6 +75,7 @@ type app struct {
 
 	server string
 	token  string
+	cacert string // CA file that verifies an https server
 	output string // "table" or "json"
 
 	exitCode int // set by commands that propagate a job's code
@@ -160,7 +162,8 @@ serving, and jobs wait in a durable queue and fail over between hosts.
 
 The commands below talk to a fusebox server (see 'fusebox serve'), at
 --server or $FUSEBOX_SERVER (default ` + serverDefault + `), with the bearer
-token --token or $FUSEBOX_TOKEN.`,
+token --token or $FUSEBOX_TOKEN. An https:// server is verified against the
+system's CAs, or only the CA in --cacert or $FUSEBOX_CACERT.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -173,6 +176,9 @@ token --token or $FUSEBOX_TOKEN.`,
 			}
 			if !cmd.Flags().Changed("token") {
 				a.token = a.getenv(envToken)
+			}
+			if !cmd.Flags().Changed("cacert") {
+				a.cacert = a.getenv(envCACert)
 			}
 			switch a.output {
 			case "table", "json":
@@ -192,6 +198,7 @@ token --token or $FUSEBOX_TOKEN.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", serverDefault, "fusebox server URL (default $"+envServer+" if set)")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $"+envToken+")")
+	pf.StringVar(&a.cacert, "cacert", "", "PEM file of the CA that signs an https server's certificate (default $"+envCACert+")")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(
@@ -218,7 +225,11 @@ func (a *app) client() (*apiclient.Client, error) {
 	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
 		return nil, usagef("Use a URL such as --server "+serverDefault+".", "--server %q: must start with http:// or https://", a.server)
 	}
-	return apiclient.New(s, a.token), nil
+	c := apiclient.New(s, a.token)
+	if err := c.TrustCAFile(a.cacert); err != nil {
+		return nil, usagef("Point --cacert or $"+envCACert+" at the PEM file of the CA that signed the server's certificate.", "--cacert: %v", err)
+	}
+	return c, nil
 }
 
 // exactArgs is cobra.ExactArgs with an error that shows the usage.

@@ -238,6 +238,13 @@ func (a *app) follow(ctx context.Context, c *apiclient.Client, j *job.Job) (*job
 			}
 			followed = attempt
 			if err := c.FollowLogs(ctx, j.ID, a.stdout, a.stderr); err != nil && ctx.Err() == nil {
+				var ae *apiclient.Error
+				if errors.As(err, &ae) && ae.Code == api.CodeTooManyFollows {
+					// Nothing was streamed: the collected output is shown at the end.
+					followed = attempt - 1
+					fmt.Fprintf(a.stderr, "fusebox: %s: %v; its output is shown when it ends\n", j.ID, err)
+					continue
+				}
 				fmt.Fprintf(a.stderr, "fusebox: %s: %v\n", j.ID, err)
 			}
 		case r := <-done:
