@@ -39,6 +39,8 @@ func explain(err error) (msg, hint string) {
 			return msg, fmt.Sprintf("Nothing was queued; retry in %ds, or see 'fusebox queue' and 'fusebox hosts'.", int(math.Ceil(ae.RetryAfter.Seconds())))
 		}
 		return msg, "Nothing was queued; retry later, or see 'fusebox queue' and 'fusebox hosts'."
+	case ae.Code == api.CodeTooManyFollows:
+		return msg, "End another 'fusebox logs -f' made with this token, or read the output with 'fusebox logs ID' once the job has ended."
 	case ae.Code == api.CodeDuplicate:
 		return msg, "Use another --idempotency-key, or resubmit the same spec to get the existing job."
 	case ae.Code == api.CodeTerminal:
