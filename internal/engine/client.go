@@ -27,7 +27,7 @@ type Timeouts struct {
 	ImageInspect time.Duration // default 5s
 	ImageLoad    time.Duration // default 5m
 	ImagePull    time.Duration // default 10m
-	Logs         time.Duration // collecting the logs of a finished container; default 30s
+	Logs         time.Duration // inactivity deadline of a log read (no byte for this long), not a whole-read one; default 30s
 }
 
 // Default call deadlines.
