@@ -3,9 +3,11 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"fusebox/internal/dispatch"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
 	"fusebox/internal/job/jobtest"
@@ -73,4 +75,34 @@ func hasField(err error, field string) bool {
 		return false
 	}
 	return walk(err)
+}
+
+// Scenario 11: a job that prints far more than logs.max_bytes keeps the
+// tail of each stream, collected while it runs, and trips nothing.
+func TestLargeOutputKeepsItsTailAndTripsNothing(t *testing.T) {
+	r := newRig(t, enginetest.Shared(t, 1), rigOptions{noHealth: true, dispatch: dispatch.Config{LogMaxBytes: 64 << 10}})
+	j := r.submit(r.spec("flood", "157286400", "print", "the end"))
+	done := r.wait(j.ID, 120*time.Second)
+	if done.State != job.StateSucceeded {
+		t.Fatalf("job %+v", done)
+	}
+	logs, err := r.d.Logs(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !logs.Truncated || len(logs.Stdout) != 64<<10 || !strings.HasSuffix(string(logs.Stdout), "the end\n") {
+		t.Fatalf("stdout: %d bytes, truncated %v, ends %q; want the last 64 KiB ending with the last line", len(logs.Stdout), logs.Truncated, tail(logs.Stdout))
+	}
+	for _, h := range r.fleet.Statuses() {
+		if h.Breaker.ConsecutiveFailures != 0 || h.Breaker.Failures != 0 {
+			t.Fatalf("host %s breaker after a big log: %+v", h.Name, h.Breaker)
+		}
+	}
+}
+
+func tail(b []byte) string {
+	if len(b) > 40 {
+		b = b[len(b)-40:]
+	}
+	return string(b)
 }

@@ -36,6 +36,10 @@ func (d *Dispatcher) monitor(ctx context.Context, hd *handle, h *fleet.Host) {
 		defer t.Stop()
 		timeout = t.C
 	}
+	// The output is collected while the job runs, so that a big one costs
+	// bounded memory and no single call has to read it all at the end.
+	col := h.Client().CollectLogs(fleet.WithLane(ctx, fleet.LaneLogs), cid, d.cfg.LogMaxBytes, 0)
+	defer col.Close()
 	poll := time.NewTimer(0) // one look at once: it may have exited already
 	defer poll.Stop()
 	var unreachableSince time.Time
@@ -106,7 +110,7 @@ watch:
 	if end.state == job.StateSucceeded || end.state == job.StateFailed || end.state == job.StateTimedOut || end.state == job.StateCancelled {
 		// A user who cancelled is not kept waiting for an unreachable host:
 		// one try. Other ends wait for the host (up to LostAfter).
-		logs = d.collectLogs(ctx, hd, h, cid, end.state != job.StateCancelled)
+		logs = d.collectLogs(ctx, hd, h, col, end.state != job.StateCancelled)
 		if ctx.Err() != nil {
 			return
 		}
@@ -165,35 +169,44 @@ func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, e
 	d.Wake()
 }
 
-// collectLogs reads the container's output. Log collection is not urgent:
-// while the host is unavailable it waits (the container is kept until its
-// logs are read), up to LostAfter; then, or at once when not patient, the
-// job ends without them and says so in its stderr.
-func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host, cid string, patient bool) *job.Logs {
+// collectLogs returns the container's output, collected by col while it
+// ran (bounded: the last LogMaxBytes of each stream). Log collection is not
+// urgent: while the host is unavailable it waits (the container is kept
+// until its logs are read), up to LostAfter; then, or after a few seconds
+// when not patient, the job ends with what was collected, and says so in
+// its stderr. The size of the output never fails a collection.
+func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host, col *engine.LogCollector, patient bool) *job.Logs {
 	deadline := time.Now().Add(d.cfg.LostAfter)
-	wait := d.cfg.PollInterval
 	for {
-		var logs job.Logs
-		err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLogs), func(ctx context.Context, c *engine.Client) error {
-			var err error
-			logs.Stdout, logs.Stderr, logs.Truncated, err = c.Logs(ctx, cid, d.cfg.LogMaxBytes)
-			return err
-		})
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if !patient {
+			wctx, cancel = context.WithTimeout(ctx, impatientLogs)
+		}
+		out, errb, truncated, err := col.Wait(wctx)
+		cancel()
 		if err == nil {
-			return &logs
+			return &job.Logs{Stdout: out, Stderr: errb, Truncated: truncated}
 		}
-		if ctx.Err() != nil || errors.Is(err, engine.ErrNotFound) || !patient || time.Now().After(deadline) {
-			d.log.Warn("logs not collected", "job", hd.id, "host", h.Name(), "err", err)
-			return &job.Logs{Stderr: []byte("fusebox: logs could not be collected: " + err.Error() + "\n")}
-		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return nil
-		case <-time.After(wait):
 		}
-		wait = min(wait*2, 30*time.Second)
+		stopped := false
+		select {
+		case <-col.Done():
+			stopped = true // it cannot go on: the container is gone, say
+		default:
+		}
+		if stopped || !patient || time.Now().After(deadline) {
+			d.log.Warn("logs not fully collected", "job", hd.id, "host", h.Name(), "err", err)
+			errb = append(errb, []byte("fusebox: logs could not be collected to the end: "+err.Error()+"\n")...)
+			return &job.Logs{Stdout: out, Stderr: errb, Truncated: truncated}
+		}
 	}
 }
+
+// impatientLogs is how long a cancelled job waits for the rest of its
+// output.
+const impatientLogs = 5 * time.Second
 
 // stop stops a container: SIGTERM, then SIGKILL after the grace period.
 func (d *Dispatcher) stop(ctx context.Context, h *fleet.Host, cid string) {
