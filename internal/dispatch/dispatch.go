@@ -42,6 +42,7 @@ type Config struct {
 	// instead of queueing it: graceful_degradation.enabled = false. Full
 	// hosts still mean waiting.
 	FailWhenNoHost bool
+	Retention      time.Duration // finished jobs (transitions, attempts, logs) are deleted this long after they end; 0 keeps them forever (no default here: the config file's is 7 days)
 	Logger         *slog.Logger
 	Hooks          Hooks
 }
