@@ -34,6 +34,7 @@ type Config struct {
 	DockerTimeouts      DockerTimeouts      `yaml:"docker_timeouts"`
 	PollInterval        time.Duration       `yaml:"poll_interval"`
 	StopGracePeriod     time.Duration       `yaml:"stop_grace_period"`
+	Retention           time.Duration       `yaml:"retention"` // finished jobs are deleted this long after they end; 0 keeps them
 	Auth                Auth                `yaml:"auth"`
 	API                 API                 `yaml:"api"`
 }
@@ -292,6 +293,7 @@ const (
 
 	PollIntervalDefault    = 2 * time.Second
 	StopGracePeriodDefault = 10 * time.Second
+	RetentionDefault       = 7 * 24 * time.Hour
 
 	APIMaxFollowsPerTokenDefault = 8
 	APIFollowStartTimeoutDefault = 10 * time.Minute
@@ -394,6 +396,7 @@ func defaults(env lookupFunc, src *sources) *Config {
 		},
 		PollInterval:    PollIntervalDefault,
 		StopGracePeriod: StopGracePeriodDefault,
+		Retention:       RetentionDefault,
 		API:             API{MaxFollowsPerToken: APIMaxFollowsPerTokenDefault, FollowStartTimeout: APIFollowStartTimeoutDefault},
 	}
 }

@@ -82,6 +82,7 @@ func TestDefaultsNoFile(t *testing.T) {
 		},
 		PollInterval:    2 * time.Second,
 		StopGracePeriod: 10 * time.Second,
+		Retention:       7 * 24 * time.Hour,
 		API:             API{MaxFollowsPerToken: 8, FollowStartTimeout: 10 * time.Minute},
 	}
 	if !reflect.DeepEqual(c, want) {

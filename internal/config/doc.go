@@ -121,6 +121,7 @@
 //	  logs: 30s
 //	poll_interval: 2s            # status polling while the event stream is down, > 0
 //	stop_grace_period: 10s       # SIGTERM, then SIGKILL after this; >= 0 (0 kills at once)
+//	retention: 168h              # finished jobs (transitions, attempts, logs) deleted this long after they end; >= 0 (0 keeps them)
 //	auth:
 //	  tokens:                    # none: the API is open and listens on loopback only
 //	    - name: ci               # who holds it, for logs

@@ -59,6 +59,9 @@ func validate(c *Config, src *sources) []Problem {
 		v.positive("docker_timeouts."+f.name, time.Duration(dt.Field(f.index).Int()))
 	}
 	v.positive("poll_interval", c.PollInterval)
+	if c.Retention < 0 {
+		v.bad("retention", "must not be negative (got %s); 0 keeps finished jobs forever", fmtDuration(c.Retention))
+	}
 	if c.StopGracePeriod < 0 {
 		v.bad("stop_grace_period", "must not be negative (got %s); 0 kills at once", fmtDuration(c.StopGracePeriod))
 	}

@@ -131,6 +131,7 @@ func TestValidationRules(t *testing.T) {
 		{"docker image_pull", "docker_timeouts:\n  image_pull: -1s\n", 2, "docker_timeouts.image_pull", "must not be negative"},
 		{"poll_interval", "poll_interval: 0s\n", 1, "poll_interval", "more than 0"},
 		{"stop_grace_period", "stop_grace_period: -1s\n", 1, "stop_grace_period", "must not be negative"},
+		{"retention", "retention: -1h\n", 1, "retention", "must not be negative (got -1h); 0 keeps finished jobs forever"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, nil) })

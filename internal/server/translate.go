@@ -88,6 +88,7 @@ func dispatchConfig(c *config.Config) dispatch.Config {
 		LogMaxBytes:  int(c.Logs.MaxBytes),
 		PollInterval: c.PollInterval,
 		StopGrace:    c.StopGracePeriod,
+		Retention:    c.Retention,
 		LostAfter:    c.LostHost.After,
 		LostPolicy:   dispatch.LostPolicy(c.LostHost.Policy),
 		// Without graceful degradation a job no host can take fails at
