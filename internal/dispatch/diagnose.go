@@ -22,8 +22,10 @@ const probeCommand = "/.fusebox-probe/does-not-exist"
 // count against the host. diagnose asks the host to start a probe
 // container of the same image that cannot run (its command does not
 // exist): a healthy engine refuses it with a 4xx once it has set the
-// container up, which clears the host and makes the failure the job's
-// own; a probe that fails like the job did leaves it a host fault.
+// container up, which clears the host: the failure never counts against
+// it, and the job tries another host while it has attempts left
+// (*refusedHere). A probe that fails like the job did leaves it a host
+// fault.
 //
 // Errors that are not an answered 5xx are returned as they are.
 func (d *Dispatcher) diagnose(ctx context.Context, h *fleet.Host, j *job.Job, err error) error {
@@ -35,10 +37,19 @@ func (d *Dispatcher) diagnose(ctx context.Context, h *fleet.Host, j *job.Job, er
 		d.log.Warn("the engine fails a probe container too: host fault", "host", h.Name(), "job", j.ID, "err", err, "probe", perr)
 		return err
 	}
-	d.log.Info("the engine refused the job but starts containers: job fault", "host", h.Name(), "job", j.ID, "err", err)
-	return &engine.Error{Host: h.Name(), Op: opOf(err), Class: engine.ClassJob,
-		Err: fmt.Errorf("the engine could not run this job's container (it runs others): %w", err)}
+	d.log.Info("the engine refused the job but starts containers: not a host fault", "host", h.Name(), "job", j.ID, "err", err)
+	return &refusedHere{&engine.Error{Host: h.Name(), Op: opOf(err), Class: engine.ClassJob,
+		Err: fmt.Errorf("the engine could not run this job's container (it runs others): %w", err)}}
 }
+
+// refusedHere is a launch the engine refused with a server error while a
+// probe shows it runs other containers: the job's spec, or state the daemon
+// keeps for this one container. It never counts against the host (its class
+// is ClassJob); the job may try another host while attempts are left.
+type refusedHere struct{ err error }
+
+func (e *refusedHere) Error() string { return e.err.Error() }
+func (e *refusedHere) Unwrap() error { return e.err }
 
 // probe creates and starts a container of image whose command does not
 // exist, and removes it. nil means the engine set it up and refused it as

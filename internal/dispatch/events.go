@@ -130,14 +130,34 @@ func (d *Dispatcher) inOutage(host string) bool {
 const outageSlack = 3 * time.Second
 
 // stoppedByDaemon reports whether a container that exited by a signal
-// (exit code above 128, not out of memory) stopped while its host's daemon
-// was away: a daemon that restarts or shuts down stops its containers
-// (exit 143, or 137 past its shutdown timeout), and one that comes back
-// after a crash kills those it finds. Neither is the job's doing.
-func (d *Dispatcher) stoppedByDaemon(host string, ct *engine.Container, startedAt time.Time) bool {
+// (exit code above 128, not out of memory) stopped because its host's
+// daemon went away: a daemon that restarts stops its containers (exit 143,
+// or 137 past its shutdown timeout, often as it comes back), and one that
+// comes back after a crash kills those it finds (or marks them 255).
+// Neither is the job's doing. It is so when the exit falls in an outage
+// this fusebox saw, or, for a job taken over from an earlier run (which may
+// have seen the outage instead), when the daemon that reports the exit
+// never saw the container start: the run straddled a daemon restart.
+func (d *Dispatcher) stoppedByDaemon(ctx context.Context, hd *handle, h *fleet.Host, ct *engine.Container) bool {
 	if ct.ExitCode <= 128 || ct.OOMKilled || ct.FinishedAt.IsZero() {
 		return false
 	}
+	if d.inOutageWindow(h.Name(), ct, hd.job.StartedAt) {
+		return true
+	}
+	if !hd.recovered || ct.StartedAt.IsZero() {
+		return false
+	}
+	var saw bool
+	err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneStatus), func(ctx context.Context, c *engine.Client) error {
+		var err error
+		saw, err = c.SawStart(ctx, ct.ID, ct.StartedAt.Add(-time.Second))
+		return err
+	})
+	return err == nil && !saw
+}
+
+func (d *Dispatcher) inOutageWindow(host string, ct *engine.Container, startedAt time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, o := range d.outages[host] {

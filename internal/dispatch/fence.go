@@ -52,6 +52,7 @@ func (d *Dispatcher) confirm(ctx context.Context, hd *handle, h *fleet.Host, cau
 	}
 	d.log.Warn("launch outcome unknown: confirming before another attempt", "job", j.ID, "host", h.Name(), "attempt", j.Attempt, "err", cause)
 	cancelled := false
+	refused := 0 // answered refusals to start the created container
 	wait := d.cfg.PollInterval
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -94,10 +95,15 @@ func (d *Dispatcher) confirm(ctx context.Context, hd *handle, h *fleet.Host, cau
 				return
 			}
 			if engine.Answered(serr) {
-				// The engine refused to start it: a known outcome.
-				if rerr := d.removeContainer(ctx, h, ct.ID); rerr == nil {
-					d.confirmedAbsent(ctx, hd, h, d.diagnose(ctx, h, j, serr), false, "its container would not start and was removed")
-					return
+				// The engine refused to start it. The first start may still
+				// be under way in the daemon ("task already exists"): look
+				// again before taking the refusal as the outcome.
+				refused++
+				if refused >= 3 {
+					if rerr := d.removeContainer(ctx, h, ct.ID); rerr == nil {
+						d.confirmedAbsent(ctx, hd, h, d.diagnose(ctx, h, j, serr), false, "its container would not start and was removed")
+						return
+					}
 				}
 			}
 		case err == nil:
@@ -118,7 +124,13 @@ func (d *Dispatcher) confirmedAbsent(ctx context.Context, hd *handle, h *fleet.H
 	defer d.Wake()
 	defer hd.slot.release()
 	if !cancelled {
-		d.launchFailed(ctx, hd, h, "", fmt.Errorf("%w (%s)", cause, what))
+		err := fmt.Errorf("%w (%s)", cause, what)
+		if engine.ClassOf(cause) != engine.ClassJob {
+			// The answer was lost on the host's side: a host fault,
+			// whatever the last call saw (a cancelled context, say).
+			err = &engine.Error{Host: h.Name(), Op: "launch", Class: engine.ClassHost, Err: err}
+		}
+		d.launchFailed(ctx, hd, h, "", err)
 		return
 	}
 	now := time.Now()

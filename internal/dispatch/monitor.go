@@ -78,7 +78,7 @@ watch:
 			switch {
 			case ct.ExitCode == 0:
 				end = ending{state: job.StateSucceeded, reason: "exit code 0"}
-			case d.stoppedByDaemon(h.Name(), ct, j.StartedAt):
+			case d.stoppedByDaemon(ctx, hd, h, ct):
 				// Its daemon went down (restart, crash) and took it along:
 				// the host's fault, not the job's.
 				end = d.hostFaultEnding(j, fmt.Sprintf("%s: stopped when the Docker daemon on %s went down", exitReason(ct), h.Name()))

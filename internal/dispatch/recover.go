@@ -27,6 +27,7 @@ func (d *Dispatcher) recoverJob(j *job.Job) {
 		return
 	}
 	hd := d.register(j, h)
+	hd.recovered = true
 	h.Adopt()
 	if j.CancelRequested {
 		signal(hd.cancel)

@@ -92,8 +92,11 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 		r.dcfg.StopGrace = time.Second
 	}
 	if os.Getenv("FUSEBOX_TEST_LOG") != "" {
-		r.dcfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		r.fcfg.Logger = r.dcfg.Logger
+		l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		if r.dcfg.Logger == nil {
+			r.dcfg.Logger = l
+		}
+		r.fcfg.Logger = l
 	}
 	r.start()
 	t.Cleanup(r.stop)

@@ -24,6 +24,9 @@ type handle struct {
 	exited chan struct{} // an engine event said the container stopped
 	cancel chan struct{} // a user asked to cancel
 	slot   *slot         // the job's capacity slot on its host
+	// recovered: taken over from an earlier run of fusebox, which may have
+	// seen outages of the host that this one did not.
+	recovered bool
 }
 
 // slot is a capacity slot on a host, released exactly once whatever path
@@ -316,6 +319,18 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 		default:
 			requeue(outcomeHostFault, fmt.Sprintf("host fault on %s: %v; another host will be tried", h.Name(), err))
 		}
+	case errors.As(err, new(*refusedHere)):
+		// The engine would not run it although it runs others: not the
+		// host's fault, and not surely the job's (a daemon can keep broken
+		// state for one container): another host, if attempts are left.
+		if j.Attempt >= d.maxAttempts(j) {
+			p.To, p.FinishedAt = job.StateFailed, &now
+			p.Reason = fmt.Sprintf("launch failed on %s, attempts used up (%d): %v", h.Name(), d.maxAttempts(j), err)
+		} else {
+			wait := d.backoff(j)
+			p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, store.Ptr(now.Add(wait)), outcomeRefused
+			p.Reason = fmt.Sprintf("launch failed on %s: %v; another host will be tried in %s", h.Name(), err, wait.Round(time.Millisecond))
+		}
 	default:
 		p.To, p.FinishedAt = job.StateFailed, &now
 		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
@@ -353,6 +368,7 @@ func (d *Dispatcher) afterRequeue(ctx context.Context, nj *job.Job) {
 // Attempt outcomes the dispatcher records besides the job states.
 const (
 	outcomeHostFault = "host_fault" // the host failed the launch or the run
+	outcomeRefused   = "refused"    // the engine would not run the job's container, though it runs others
 	outcomeLostHost  = "lost_host"  // the host stayed unreachable past LostAfter
 )
 

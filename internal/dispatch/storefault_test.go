@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,9 @@ func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true
 func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, h.match) {
 		h.n.Add(1)
+	}
+	if h.Handler != nil {
+		return h.Handler.Handle(ctx, r)
 	}
 	return nil
 }
@@ -65,7 +69,11 @@ func TestFailedStoreWritesAreRetriedNotDropped(t *testing.T) {
 	enginetest.RequireFaults(t, engines)
 	e := engines.Engines[0]
 	failures := new(atomic.Int64)
-	log := slog.New(countingHandler{match: "store write failed", n: failures})
+	var inner slog.Handler
+	if os.Getenv("FUSEBOX_TEST_LOG") != "" {
+		inner = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	log := slog.New(countingHandler{Handler: inner, match: "store write failed", n: failures})
 	r := newRig(t, engines, rigOptions{addr: viaAnswerProxy, noHealth: true,
 		store: sqlite.Options{BusyTimeout: 20 * time.Millisecond}, dispatch: dispatch.Config{Logger: log}})
 	h := r.fleet.Host(e.Name)
@@ -73,7 +81,7 @@ func TestFailedStoreWritesAreRetriedNotDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := r.submit(r.spec("sleep", "1s", "print", "kept"))
+	j := r.submit(r.spec("sleep", "4s", "print", "kept"))
 	if err := late.Wait(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strconv"
 	"time"
 
@@ -64,4 +66,31 @@ func (c *Client) Events(ctx context.Context, labels map[string]string) (<-chan E
 		}
 	}()
 	return out, errc
+}
+
+// SawStart reports whether the engine's own event log (the recent events
+// the running daemon keeps in memory) holds the start of container id since
+// since. A daemon keeps only its own recent events: a container started
+// before the daemon last restarted is not in it.
+func (c *Client) SawStart(ctx context.Context, id string, since time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeouts.List)
+	defer cancel()
+	f := client.Filters{}.Add("type", "container").Add("container", id).Add("event", "start")
+	res := c.stream.Events(ctx, client.EventsListOptions{
+		Filters: f,
+		Since:   strconv.FormatInt(since.Unix(), 10),
+		Until:   strconv.FormatInt(time.Now().Unix()+1, 10),
+	})
+	seen := false
+	for {
+		select {
+		case <-res.Messages:
+			seen = true
+		case err := <-res.Err:
+			if errors.Is(err, io.EOF) || err == nil {
+				return seen, nil
+			}
+			return seen, classify(ctx, c.name, "events", err)
+		}
+	}
 }
