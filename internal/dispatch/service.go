@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fusebox/internal/engine"
+	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -141,11 +142,13 @@ func (d *Dispatcher) Logs(ctx context.Context, id string) (job.Logs, error) {
 }
 
 // FollowLogs writes a job's output as it is produced: it waits while the
-// job is queued or launching, streams from the container while it runs, and
-// returns once the job has ended. A job that has already ended gets its
-// stored output.
+// job is queued or launching, streams from the container while it runs
+// (the stream's opening passes the host's call limiter, in the logs lane),
+// streams the next attempt's container after a failover, and returns once
+// the job has ended. A job that has already ended gets its stored output.
+// The caller bounds how long it waits for a job that does not start.
 func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	streamed := false
+	streamed := 0 // the attempt whose output was streamed
 	for {
 		j, err := d.store.JobGetByID(ctx, id)
 		if err != nil {
@@ -153,7 +156,7 @@ func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr i
 		}
 		switch {
 		case j.State.Terminal():
-			if streamed {
+			if streamed > 0 && streamed == j.Attempt {
 				return nil
 			}
 			logs, err := d.store.LogsGet(ctx, id)
@@ -168,11 +171,11 @@ func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr i
 			}
 			_, err = stderr.Write(logs.Stderr)
 			return err
-		case j.State == job.StateRunning && !streamed:
+		case j.State == job.StateRunning && streamed != j.Attempt:
 			if h := d.fleet.Host(j.Host); h != nil {
-				err := h.Client().FollowLogs(ctx, j.ContainerID, stdout, stderr)
+				err := h.Client().FollowLogs(fleet.WithLane(ctx, fleet.LaneLogs), j.ContainerID, stdout, stderr)
 				if err == nil {
-					streamed = true
+					streamed = j.Attempt
 					continue
 				}
 				if ctx.Err() != nil {

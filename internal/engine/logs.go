@@ -61,16 +61,37 @@ func (c *Client) Logs(ctx context.Context, id string, maxBytes int) (stdout, std
 // FollowLogs copies a container's output to stdout and stderr as it is
 // written, until the container exits or ctx is done. Bounded only by ctx.
 func (c *Client) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	rc, err := c.stream.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	const op = "container logs follow"
+	rc, err := c.openStream(ctx, op, func() (io.ReadCloser, error) {
+		return c.stream.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	})
 	if err != nil {
-		return classify(ctx, c.name, "container logs follow", err)
+		return err
 	}
 	defer rc.Close()
-	_, err = stdcopy.StdCopy(stdout, stderr, rc)
-	if err != nil {
-		return classify(ctx, c.name, "container logs follow", err)
+	if _, err = stdcopy.StdCopy(stdout, stderr, rc); err != nil {
+		return classify(ctx, c.name, op, err)
 	}
 	return nil
+}
+
+// openStream opens a stream that is bounded only by ctx. Its opening passes
+// the host's gate (the call limiter) like any call; the transfer after it
+// holds no slot.
+func (c *Client) openStream(ctx context.Context, op string, open func() (io.ReadCloser, error)) (io.ReadCloser, error) {
+	release := func(time.Duration, Class) {}
+	if c.gate != nil {
+		r, err := c.gate(ctx, op)
+		if err != nil {
+			return nil, classify(ctx, c.name, op, err)
+		}
+		release = r
+	}
+	start := time.Now()
+	rc, err := open()
+	err = classify(ctx, c.name, op, err)
+	release(time.Since(start), ClassOf(err))
+	return rc, err
 }
 
 // A LogCollector follows one container's stdout and stderr from its start
