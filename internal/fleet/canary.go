@@ -23,6 +23,9 @@ type CanaryConfig struct {
 	Timeout  time.Duration // from create to exit; default 30s
 }
 
+// canaryRetry is how soon a failed canary runs again.
+const canaryRetry = 5 * time.Second
+
 // Canary defaults.
 const (
 	CanaryIntervalDefault = 5 * time.Minute
@@ -43,8 +46,8 @@ func (c CanaryConfig) withDefaults() CanaryConfig {
 	return c
 }
 
-// canaryDue reports whether h should run a canary now: on schedule, and at
-// every health check while its last canary failed (so it comes back fast).
+// canaryDue reports whether h should run a canary now: on schedule, and
+// every canaryRetry while its last canary failed (so it comes back fast).
 func (f *Fleet) canaryDue(h *Host) bool {
 	c := f.cfg.Health.Canary
 	if !c.Enabled || !h.Up() {
@@ -52,7 +55,11 @@ func (f *Fleet) canaryDue(h *Host) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.canaryFailing || time.Since(h.canaryAt) >= c.Interval
+	if h.canaryFailing {
+		// Again soon, to bring the host back fast, but not at every check.
+		return time.Since(h.canaryAt) >= min(c.Interval, canaryRetry)
+	}
+	return time.Since(h.canaryAt) >= c.Interval
 }
 
 // RunCanary starts a canary container on h, waits for it to exit and

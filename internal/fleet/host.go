@@ -199,7 +199,10 @@ func (h *Host) Status() HostStatus {
 	case breaker.StateForcedOpen:
 		st.State, st.Reason = HostIsolated, "isolated by an operator"
 	case breaker.StateOpen:
-		st.State, st.Reason = HostUnavailable, "breaker open after host faults"
+		st.State, st.Reason = HostUnavailable, "breaker open after failed Docker calls"
+		if failStreak >= h.health.UnhealthyThreshold {
+			st.Reason = fmt.Sprintf("ejected: %d health checks failed in a row (%s)", failStreak, st.LastError)
+		}
 	case breaker.StateHalfOpen:
 		st.State, st.Reason = HostProbing, "breaker half-open: probing"
 	default:
