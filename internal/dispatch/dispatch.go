@@ -187,6 +187,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.goBackground(func() { d.scheduleLoop(d.ctx) })
 	d.goBackground(func() { d.reconcileLoop(d.ctx) })
 	d.goBackground(func() { d.fenceLoop(d.ctx) })
+	d.startRetention()
 	return nil
 }
 

@@ -201,10 +201,10 @@ const (
 // returns the job's waiting reason.
 func (s *scheduler) place(ctx context.Context, key store.QueueKey, j store.QueuedJob) (outcome, string) {
 	d := s.d
-	avoid := ""
-	if j.Attempt > 0 {
-		avoid = j.Host
-	}
+	// The host of the last launch, which failed: it is used only if no
+	// other fits. (A launch that never reached its host is undone, so the
+	// attempt can be 0 with a host to avoid.)
+	avoid := j.Host
 	lease, err := d.fleet.Place(fleet.Request{Constraints: key.Constraints, Image: j.Image, Avoid: avoid})
 	if err != nil {
 		var nh *fleet.NoHostError

@@ -147,7 +147,6 @@ func TestRetention(t *testing.T) {
 	finish("recently-finished", time.Now().Add(-30*time.Second))
 	insert("old-queued", long, map[string]string{"pool": "ghost"}) // waits for the isolated host
 
-	r.d.StartRetention()
 	eventually(t, 10*time.Second, "the old finished job deleted", func() bool {
 		_, err := r.d.Get(ctx, "old-finished")
 		return err != nil

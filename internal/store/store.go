@@ -62,12 +62,12 @@ type Store interface {
 	// the spec's size.
 	JobListReady(ctx context.Context, p JobListReadyParams) ([]QueuedJob, error)
 
-	// JobSetWaitReason sets the reason (and UpdatedAt, to p.Now) of the
-	// queued jobs with constraints key p.Key whose NotBefore is zero or not
-	// after p.Now and whose reason differs from p.Reason, in one
-	// transaction, and returns how many it changed. It records no
-	// transition: the state does not change. When no reason differs it
-	// writes nothing.
+	// JobSetWaitReason sets the reason (and UpdatedAt, to p.Now) of up to
+	// p.Limit queued jobs with constraints key p.Key whose NotBefore is zero
+	// or not after p.Now and whose reason differs from p.Reason, in one
+	// transaction, and returns how many it changed (p.Limit: there may be
+	// more). It records no transition: the state does not change. When no
+	// reason differs it writes nothing.
 	JobSetWaitReason(ctx context.Context, p JobSetWaitReasonParams) (int, error)
 
 	// JobNextNotBefore returns the earliest NotBefore after now among the
@@ -195,6 +195,7 @@ type JobSetWaitReasonParams struct {
 	Key    string
 	Reason string
 	Now    time.Time
+	Limit  int // 0: 100
 }
 
 // JobDeleteFinishedParams are the arguments of Store.JobDeleteFinished.

@@ -90,7 +90,8 @@ const differentReason = `SELECT rowid FROM jobs INDEXED BY jobs_wait_reason
 
 // JobSetWaitReason implements store.Store. It looks on a read connection
 // first, so that the usual case (every reason already right) takes no
-// write lock and no fsync.
+// write lock and no fsync; the limit keeps each write transaction short
+// when the reason of a long queue changes.
 func (db *DB) JobSetWaitReason(ctx context.Context, p store.JobSetWaitReasonParams) (int, error) {
 	if p.Now.IsZero() {
 		return 0, errors.New("sqlite: job set wait reason: invalid params: Now is zero")
@@ -108,8 +109,8 @@ func (db *DB) JobSetWaitReason(ctx context.Context, p store.JobSetWaitReasonPara
 	}
 	var n int64
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET reason = ?2, updated_at = ?3 WHERE rowid IN (`+differentReason+`)`,
-			p.Key, p.Reason, now)
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET reason = ?2, updated_at = ?3 WHERE rowid IN (`+differentReason+` LIMIT ?4)`,
+			p.Key, p.Reason, now, limit(p.Limit))
 		if err != nil {
 			return err
 		}

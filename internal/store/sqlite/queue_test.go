@@ -95,7 +95,7 @@ func TestQueuePlans(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "fusebox.db"))
 	for name, q := range map[string]string{
 		"ready":  `SELECT id FROM jobs INDEXED BY jobs_ready WHERE state = 'queued' AND constraints_key = ?1 AND not_before <= ?2 ORDER BY priority DESC, created_at, id LIMIT 1`,
-		"reason": `UPDATE jobs SET reason = ?2, updated_at = ?3 WHERE rowid IN (` + differentReason + `)`,
+		"reason": `UPDATE jobs SET reason = ?2, updated_at = ?3 WHERE rowid IN (` + differentReason + ` LIMIT 10)`,
 	} {
 		rows, err := db.r.Query("EXPLAIN QUERY PLAN "+q, "k", "r", 1)
 		if err != nil {

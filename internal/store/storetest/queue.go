@@ -223,15 +223,20 @@ func testSetWaitReason(f *fx) {
 	if j := f.get("a"); !j.UpdatedAt.Equal(now) {
 		f.t.Fatalf("an unchanged reason moved UpdatedAt to %v", j.UpdatedAt)
 	}
-	// Shorter and longer reasons (both sides of the old one) replace it.
-	set("waiting", now, 3)
+	// Shorter and longer reasons (both sides of the old one) replace it, a
+	// limited number at a time.
+	n, err := f.s.JobSetWaitReason(f.ctx, store.JobSetWaitReasonParams{Key: key, Reason: "waiting", Now: now, Limit: 2})
+	if err != nil || n != 2 {
+		f.t.Fatalf("JobSetWaitReason(Limit: 2) = %d, %v; want 2", n, err)
+	}
+	set("waiting", now, 1)
 	set("waiting for a host: h1 isolated; h2 full", now, 3)
 	// Once its backoff is over, c is ready and gets the reason too.
 	set("waiting for a host: h1 isolated; h2 full", now.Add(time.Minute), 1)
 	if j := f.get("c"); j.Reason != "waiting for a host: h1 isolated; h2 full" {
 		f.t.Fatalf("reason of c = %q", j.Reason)
 	}
-	_, err := f.s.JobSetWaitReason(f.ctx, store.JobSetWaitReasonParams{Key: key, Reason: "x"})
+	_, err = f.s.JobSetWaitReason(f.ctx, store.JobSetWaitReasonParams{Key: key, Reason: "x"})
 	if err == nil || errors.Is(err, job.ErrNotFound) {
 		f.t.Fatalf("JobSetWaitReason with no Now: %v, want an invalid-params error", err)
 	}
