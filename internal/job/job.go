@@ -22,15 +22,16 @@ import (
 //
 //	queued ──► launching ──► running ──► succeeded | failed | timed_out
 //	  ▲            │            │
-//	  └────────────┘            └──► lost (host unreachable past the policy)
+//	  └────────────┴────────────┴──► lost (host unreachable past the policy)
 //	 (host fault: back to queued with backoff, on another host)
 //
+//	launching may last while a launch whose answer was lost is confirmed;
 //	any non-terminal state ──► cancelled
 type State string
 
 const (
 	StateQueued    State = "queued"    // waiting: for a host, or for backoff until NotBefore
-	StateLaunching State = "launching" // placed on a host; the container is being created/started
+	StateLaunching State = "launching" // placed on a host; the container is being created/started (or confirmed, if an answer was lost)
 	StateRunning   State = "running"   // the container is running
 	StateSucceeded State = "succeeded" // exit code 0
 	StateFailed    State = "failed"    // non-zero exit, job fault, or attempts used up
