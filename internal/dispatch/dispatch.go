@@ -116,6 +116,7 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	fenceWake chan struct{}
+	fenceMu   sync.Mutex // a fence's store write with its count; the recount
 
 	mu       sync.Mutex
 	handles  map[string]*handle                             // active jobs by id

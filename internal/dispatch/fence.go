@@ -167,7 +167,12 @@ func (d *Dispatcher) declareLost(ctx context.Context, hd *handle, h *fleet.Host,
 		p.To, p.FinishedAt, p.AttemptOutcome = job.StateLost, &now, outcomeLostHost
 		p.Reason = why + left
 	}
+	d.fenceMu.Lock() // the fence and its count together (clearFences recounts)
 	nj, err := d.commit(ctx, p)
+	if err == nil {
+		d.addFence(h)
+	}
+	d.fenceMu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error("record lost job", "job", j.ID, "err", err)
@@ -175,7 +180,6 @@ func (d *Dispatcher) declareLost(ctx context.Context, hd *handle, h *fleet.Host,
 		return
 	}
 	d.log.Warn("job's host declared lost", "job", j.ID, "host", h.Name(), "to", nj.State, "why", why)
-	d.addFence(h)
 	d.afterRequeue(ctx, nj)
 }
 
@@ -264,12 +268,22 @@ func (d *Dispatcher) clearFences(ctx context.Context, h *fleet.Host) {
 			return
 		}
 		d.log.Info("removed a fenced container", "host", h.Name(), "container", f.Container, "job", f.JobID)
-		d.mu.Lock()
-		d.fences[h.Name()]--
-		h.SetFenced(d.fences[h.Name()])
-		d.mu.Unlock()
 	}
-	if h.Fenced() == 0 {
+	// Count again from the store, which is what holds the host.
+	d.fenceMu.Lock()
+	defer d.fenceMu.Unlock()
+	if err := d.retryStore(ctx, "list fences", func() error {
+		var err error
+		fs, err = d.store.FenceList(ctx, h.Name())
+		return err
+	}); err != nil {
+		return
+	}
+	d.mu.Lock()
+	d.fences[h.Name()] = len(fs)
+	h.SetFenced(len(fs))
+	d.mu.Unlock()
+	if len(fs) == 0 {
 		d.Wake()
 	}
 }
