@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"time"
 
+	"fusebox/internal/event"
 	"fusebox/internal/job"
 )
 
@@ -28,7 +29,8 @@ import (
 // job.ErrDuplicate when an idempotency key is reused with another spec.
 type Store interface {
 	// JobInsert commits a new job in state queued, with a first transition
-	// ("" -> queued, reason "submitted").
+	// ("" -> queued, reason "submitted") and its event.TypeJobTransition
+	// event, in one transaction.
 	//
 	// If p.Job.Spec.IdempotencyKey is set and a job with that key exists, it
 	// returns that job with existed == true and inserts nothing; if the
@@ -77,9 +79,12 @@ type Store interface {
 
 	// JobDeleteFinished deletes up to p.Limit jobs in a terminal state that
 	// finished (their UpdatedAt) before p.Before, oldest first, with their
-	// transitions, attempts and logs, in one transaction; it returns how
-	// many it deleted. Jobs in other states, and jobs with a fence, are
-	// never deleted.
+	// transitions, attempts, logs and events, in one transaction; it returns
+	// how many it deleted. Jobs in other states, and jobs with a fence, are
+	// never deleted. In the same transaction it deletes up to
+	// EventPruneFactor*p.Limit events of no job (hosts, operators) that
+	// happened before p.Before, oldest first: events follow the retention
+	// of jobs.
 	JobDeleteFinished(ctx context.Context, p JobDeleteFinishedParams) (int, error)
 
 	// JobListActive returns every job in state launching or running (for
@@ -99,7 +104,9 @@ type Store interface {
 	//   - if p.ContainerID is set, the current attempt row gets it too;
 	//   - if the job leaves launching/running for any other state, the
 	//     current attempt row is finished at p.Now with outcome
-	//     p.AttemptOutcome (default: string(p.To)) and error p.Reason.
+	//     p.AttemptOutcome (default: string(p.To)) and error p.Reason;
+	//   - an event.TypeJobTransition event (from, to, reason, host,
+	//     attempt, the attempt's outcome if it finished) is appended.
 	//
 	// It returns the updated job, job.ErrNotFound, or job.ErrConflict when
 	// the job is not in one of p.From (or not on p.ExpectAttempt).
@@ -135,9 +142,34 @@ type Store interface {
 	// stored yet.
 	LogsGet(ctx context.Context, jobID string) (job.Logs, error)
 
+	// EventAppend appends ev (its Seq is ignored) and returns its sequence
+	// number, greater than every earlier event's. For events that describe
+	// no state change of the store's own; a job transition appends its
+	// event itself.
+	EventAppend(ctx context.Context, ev event.Event) (int64, error)
+
+	// EventList returns up to p.Limit (0: 100) events matching p.Filter
+	// with Seq greater than p.AfterSeq, in Seq order. Sequence numbers are
+	// committed in order: once an event is listed, no event with a smaller
+	// Seq appears later.
+	EventList(ctx context.Context, p EventListParams) ([]event.Event, error)
+
+	// SetEventHook sets fn (nil: none) to be called after every commit
+	// that appended events, with the greatest Seq it appended; fn must not
+	// block (event.Bus.Notify does not). Set it before the store is used.
+	SetEventHook(fn func(lastSeq int64))
+
 	// Close releases the store. Safe to call twice.
 	Close() error
 }
+
+// EventListParams are the arguments of Store.EventList: the event
+// package's, so that a Store is an event.Source.
+type EventListParams = event.ListParams
+
+// EventPruneFactor bounds the events of no job JobDeleteFinished deletes:
+// this many per job of its Limit.
+const EventPruneFactor = 10
 
 // JobInsertParams are the arguments of Store.JobInsert.
 type JobInsertParams struct {

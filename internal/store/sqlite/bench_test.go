@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/internal/event"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -47,7 +48,7 @@ func prefill(b *testing.B, db *DB, n int) {
 	err := db.write(b.Context(), func(tx *sql.Tx) error {
 		for i := range n {
 			j := testJob(fmt.Sprintf("pre%d", i))
-			if _, _, err := insertJob(b.Context(), tx, j, []byte(`{"image":"alpine"}`), 0); err != nil {
+			if _, _, err := insertJob(b.Context(), tx, func(ev event.Event) (int64, error) { return insertEvent(b.Context(), tx, ev) }, j, []byte(`{"image":"alpine"}`), 0); err != nil {
 				return err
 			}
 		}

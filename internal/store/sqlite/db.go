@@ -42,6 +42,12 @@
 // indexes over the queued jobs cover the scheduler's light rows, so that a
 // scheduling pass costs what it places, not the queue's length or its specs'
 // size.
+//
+// The events table is the event log: seq is AUTOINCREMENT, and since the one
+// writer commits in order, a reader that has seen seq N never sees a smaller
+// one appear later. A write that appends events goes through writeEvents,
+// which calls the event hook (SetEventHook) after the commit; a job's
+// transitions append their event in the transaction that makes them.
 package sqlite
 
 import (
@@ -53,6 +59,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -124,6 +131,8 @@ type DB struct {
 	path string
 	w    *sql.DB // the one writer connection
 	r    *sql.DB // read-only connections (== w with sharedPool)
+
+	eventHook atomic.Pointer[func(lastSeq int64)] // SetEventHook
 
 	closeOnce sync.Once
 	closeErr  error

@@ -98,9 +98,9 @@ func (db *DB) JobInsert(ctx context.Context, p store.JobInsertParams) (*job.Job,
 	for range 2 {
 		var out *job.Job
 		var existed bool
-		err = db.write(ctx, func(tx *sql.Tx) error {
+		err = db.writeEvents(ctx, func(tx *sql.Tx, emit emitFunc) error {
 			var err error
-			out, existed, err = insertJob(ctx, tx, in, spec, p.MaxQueued)
+			out, existed, err = insertJob(ctx, tx, emit, in, spec, p.MaxQueued)
 			return err
 		})
 		if errors.Is(err, errKeyTaken) {
@@ -116,8 +116,8 @@ func (db *DB) JobInsert(ctx context.Context, p store.JobInsertParams) (*job.Job,
 
 // insertJob is JobInsert's transaction: idempotency first (a retried submit
 // gets its job back even when the queue has since filled), then the bound,
-// then the insert.
-func insertJob(ctx context.Context, tx *sql.Tx, in *job.Job, spec []byte, maxQueued int) (*job.Job, bool, error) {
+// then the insert, with its first transition and that transition's event.
+func insertJob(ctx context.Context, tx *sql.Tx, emit emitFunc, in *job.Job, spec []byte, maxQueued int) (*job.Job, bool, error) {
 	key := in.Spec.IdempotencyKey
 	if key != "" {
 		have, err := scanJob(tx.QueryRowContext(ctx,
@@ -172,6 +172,9 @@ func insertJob(ctx context.Context, tx *sql.Tx, in *job.Job, spec []byte, maxQue
 		VALUES (?, 1, '', 'queued', 'submitted', ?, ?, ?)`, in.ID, in.Host, in.Attempt, nanos(in.CreatedAt))
 	if err != nil {
 		return nil, false, err
+	}
+	if _, err := emit(transitionEvent(in.ID, "", string(job.StateQueued), "submitted", in.Host, in.Attempt, "", nanos(in.CreatedAt))); err != nil {
+		return nil, false, fmt.Errorf("record event: %w", err)
 	}
 	out, err := getJob(ctx, tx, in.ID)
 	return out, false, err
@@ -284,9 +287,9 @@ func (db *DB) JobTransition(ctx context.Context, p store.JobTransitionParams) (*
 		return nil, fmt.Errorf("sqlite: job transition %s: %w", p.ID, err)
 	}
 	var out *job.Job
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeEvents(ctx, func(tx *sql.Tx, emit emitFunc) error {
 		var err error
-		out, err = transition(ctx, tx, p)
+		out, err = transition(ctx, tx, emit, p)
 		return err
 	})
 	if err != nil {
@@ -314,8 +317,8 @@ func checkTransition(p store.JobTransitionParams) error {
 func active(s job.State) bool { return s == job.StateLaunching || s == job.StateRunning }
 
 // transition is JobTransition's transaction: compare, update the job, keep
-// the attempts in step, record the transition.
-func transition(ctx context.Context, tx *sql.Tx, p store.JobTransitionParams) (*job.Job, error) {
+// the attempts in step, record the transition and its event.
+func transition(ctx context.Context, tx *sql.Tx, emit emitFunc, p store.JobTransitionParams) (*job.Job, error) {
 	cur, err := getJob(ctx, tx, p.ID)
 	if err != nil {
 		return nil, err
@@ -392,8 +395,10 @@ func transition(ctx context.Context, tx *sql.Tx, p store.JobTransitionParams) (*
 		if _, err = tx.ExecContext(ctx, `DELETE FROM attempts WHERE job_id = ? AND number = ?`, p.ID, cur.Attempt); err != nil {
 			return nil, fmt.Errorf("drop attempt %d: %w", cur.Attempt, err)
 		}
-	} else if active(cur.State) && !active(next.State) {
-		outcome := p.AttemptOutcome
+	}
+	var outcome string // of the attempt this transition finishes
+	if !p.DropAttempt && active(cur.State) && !active(next.State) {
+		outcome = p.AttemptOutcome
 		if outcome == "" {
 			outcome = string(p.To)
 		}
@@ -416,6 +421,10 @@ func transition(ctx context.Context, tx *sql.Tx, p store.JobTransitionParams) (*
 		p.ID, cur.State, next.State, p.Reason, next.Host, next.Attempt, nanos(p.Now), p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("record transition: %w", err)
+	}
+	ev := transitionEvent(p.ID, string(cur.State), string(next.State), p.Reason, next.Host, next.Attempt, outcome, nanos(p.Now))
+	if _, err := emit(ev); err != nil {
+		return nil, fmt.Errorf("record event: %w", err)
 	}
 	return getJob(ctx, tx, p.ID)
 }

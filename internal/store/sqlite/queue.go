@@ -142,7 +142,7 @@ func (db *DB) JobNextNotBefore(ctx context.Context, now time.Time) (time.Time, e
 const terminalStates = `('succeeded', 'failed', 'timed_out', 'cancelled', 'lost')`
 
 // JobDeleteFinished implements store.Store. Transitions, attempts and logs
-// go with their job (ON DELETE CASCADE). A job with a fence is kept until
+// go with their job (ON DELETE CASCADE), and its events (a trigger). A job with a fence is kept until
 // the fence is cleared: its record is what says what became of the
 // container it may have left.
 func (db *DB) JobDeleteFinished(ctx context.Context, p store.JobDeleteFinishedParams) (int, error) {
@@ -163,7 +163,13 @@ func (db *DB) JobDeleteFinished(ctx context.Context, p store.JobDeleteFinishedPa
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE seq IN (
+			SELECT seq FROM events INDEXED BY events_unowned_at
+			WHERE job_id = '' AND at < ? ORDER BY at LIMIT ?)`,
+			nanos(p.Before), store.EventPruneFactor*limit(p.Limit))
 		return err
 	})
 	if err != nil {

@@ -56,6 +56,9 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DropAttempt", testDropAttempt},
 		{"Fences", testFences},
 		{"Logs", testLogs},
+		{"EventAppendList", testEventAppendList},
+		{"TransitionEvents", testTransitionEvents},
+		{"EventRetention", testEventRetention},
 		{"CloseTwice", testCloseTwice},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,105 @@
+// Package event is fusebox's one stream of what happens: every job
+// transition, host breaker transition, host state change and operator
+// action is an Event, appended to the store with a sequence number that
+// only grows, and fanned out to subscribers by a Bus.
+//
+// The store owns the log (store.Store.EventAppend, EventList; a job's
+// transitions append their event in the transaction that makes them). The
+// Bus owns delivery: a Subscription reads the log from the store by
+// sequence, after being woken by Notify, so a subscriber that is slow, or
+// stops reading, holds up nobody but itself and never misses or repeats an
+// event: when it reads again it goes on from its last sequence.
+//
+// This package must not import the store (the store imports it): the Bus
+// reads through the small Source interface, which store.Store satisfies.
+package event
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+)
+
+// Types of events. Data is a JSON object whose fields each type documents.
+const (
+	// TypeJobTransition: a job changed state. JobID, Host (the attempt's
+	// host, "" before the first), Attempt; Data is JobTransition.
+	TypeJobTransition = "job.transition"
+	// TypeHostBreaker: a host's circuit breaker changed state. Host; Data
+	// is Breaker.
+	TypeHostBreaker = "host.breaker"
+	// TypeHostState: a host's state (ready, degraded, isolated, ...)
+	// changed. Host; Data is {"from", "to", "reason"}.
+	TypeHostState = "host.state"
+	// TypeOperatorAction: an operator acted (isolate, drain, release,
+	// reset, cancel). Host or JobID; Data is {"action", "by", "reason"}.
+	TypeOperatorAction = "operator.action"
+)
+
+// Event is one entry of the log.
+type Event struct {
+	Seq     int64           `json:"seq"` // set by the store on append: 1, 2, ...
+	At      time.Time       `json:"at"`
+	Type    string          `json:"type"`
+	JobID   string          `json:"job_id,omitempty"`
+	Host    string          `json:"host,omitempty"`
+	Attempt int             `json:"attempt,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"` // a JSON object, or empty
+}
+
+// JobTransition is the Data of a TypeJobTransition event.
+type JobTransition struct {
+	From   string `json:"from"` // "" for the submission
+	To     string `json:"to"`
+	Reason string `json:"reason,omitempty"`
+	// Outcome is the outcome recorded on the attempt that this transition
+	// finished (the job left launching or running), "" otherwise.
+	Outcome string `json:"outcome,omitempty"`
+}
+
+// Breaker is the Data of a TypeHostBreaker event.
+type Breaker struct {
+	Name   string `json:"name"` // the breaker's name
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Filter selects events. Zero fields select everything.
+type Filter struct {
+	Types []string // any of these types
+	JobID string
+	Host  string
+}
+
+// Match reports whether ev passes f.
+func (f Filter) Match(ev Event) bool {
+	return (len(f.Types) == 0 || slices.Contains(f.Types, ev.Type)) &&
+		(f.JobID == "" || f.JobID == ev.JobID) &&
+		(f.Host == "" || f.Host == ev.Host)
+}
+
+// ListParams are the arguments of Source.EventList.
+type ListParams struct {
+	AfterSeq int64 // only events with a greater Seq
+	Filter
+	Limit int // 0: 100
+}
+
+// Source reads the log: store.Store is one.
+type Source interface {
+	// EventList returns up to p.Limit events matching p.Filter with Seq
+	// greater than p.AfterSeq, in Seq order.
+	EventList(ctx context.Context, p ListParams) ([]Event, error)
+}
+
+// MarshalData encodes v as an event's Data; it panics on a value JSON
+// cannot encode (the Data types of this package always encode).
+func MarshalData(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("event: marshal data: " + err.Error())
+	}
+	return b
+}
