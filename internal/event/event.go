@@ -71,13 +71,15 @@ type Filter struct {
 	Types []string // any of these types
 	JobID string
 	Host  string
+	Since time.Time // only events at or after this time
 }
 
 // Match reports whether ev passes f.
 func (f Filter) Match(ev Event) bool {
 	return (len(f.Types) == 0 || slices.Contains(f.Types, ev.Type)) &&
 		(f.JobID == "" || f.JobID == ev.JobID) &&
-		(f.Host == "" || f.Host == ev.Host)
+		(f.Host == "" || f.Host == ev.Host) &&
+		(f.Since.IsZero() || !ev.At.Before(f.Since))
 }
 
 // ListParams are the arguments of Source.EventList.
@@ -92,6 +94,8 @@ type Source interface {
 	// EventList returns up to p.Limit events matching p.Filter with Seq
 	// greater than p.AfterSeq, in Seq order.
 	EventList(ctx context.Context, p ListParams) ([]Event, error)
+	// EventLastSeq returns the greatest Seq appended so far, 0 if none.
+	EventLastSeq(ctx context.Context) (int64, error)
 }
 
 // MarshalData encodes v as an event's Data; it panics on a value JSON

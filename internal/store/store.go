@@ -154,6 +154,10 @@ type Store interface {
 	// Seq appears later.
 	EventList(ctx context.Context, p EventListParams) ([]event.Event, error)
 
+	// EventLastSeq returns the greatest Seq appended so far (even if that
+	// event was since deleted), 0 if none.
+	EventLastSeq(ctx context.Context) (int64, error)
+
 	// SetEventHook sets fn (nil: none) to be called after every commit
 	// that appended events, with the greatest Seq it appended; fn must not
 	// block (event.Bus.Notify does not). Set it before the store is used.

@@ -73,6 +73,17 @@ func insertEvent(ctx context.Context, tx *sql.Tx, ev event.Event) (int64, error)
 	return res.LastInsertId()
 }
 
+// EventLastSeq implements store.Store: AUTOINCREMENT keeps the greatest
+// Seq ever used in sqlite_sequence.
+func (db *DB) EventLastSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := db.r.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'`).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: event last seq: %w", err)
+	}
+	return seq, nil
+}
+
 // SetEventHook implements store.Store.
 func (db *DB) SetEventHook(fn func(lastSeq int64)) {
 	if fn == nil {
@@ -99,6 +110,13 @@ func (db *DB) EventList(ctx context.Context, p store.EventListParams) ([]event.E
 	if p.Host != "" {
 		where = append(where, "host = ?")
 		args = append(args, p.Host)
+	}
+	if !p.Since.IsZero() {
+		if err := checkTimes(times{{"since", &p.Since}}); err != nil {
+			return nil, fmt.Errorf("sqlite: event list: %w", err)
+		}
+		where = append(where, "at >= ?")
+		args = append(args, nanos(p.Since))
 	}
 	args = append(args, limit(p.Limit))
 	rows, err := db.r.QueryContext(ctx, `SELECT seq, at, type, job_id, host, attempt, data FROM events

@@ -33,6 +33,9 @@ func seqs(evs []event.Event) []int64 {
 // testEventAppendList: sequence numbers grow, the filters select, the
 // hook learns each commit's last sequence, bad events are refused.
 func testEventAppendList(f *fx) {
+	if last, err := f.s.EventLastSeq(f.ctx); err != nil || last != 0 {
+		f.t.Fatalf("EventLastSeq of an empty store = %d, %v; want 0", last, err)
+	}
 	var mu sync.Mutex
 	var hooked []int64
 	f.s.SetEventHook(func(seq int64) { mu.Lock(); hooked = append(hooked, seq); mu.Unlock() })
@@ -60,6 +63,9 @@ func testEventAppendList(f *fx) {
 	}
 	mu.Unlock()
 
+	if last, err := f.s.EventLastSeq(f.ctx); err != nil || last != got[len(got)-1] {
+		f.t.Fatalf("EventLastSeq = %d, %v; want %d", last, err, got[len(got)-1])
+	}
 	all := f.events(store.EventListParams{})
 	if !reflect.DeepEqual(seqs(all), got) {
 		f.t.Fatalf("EventList() seqs = %v, want %v", seqs(all), got)
@@ -85,6 +91,7 @@ func testEventAppendList(f *fx) {
 		{store.EventListParams{Filter: event.Filter{Host: "h2"}}, got[1:]},
 		{store.EventListParams{Filter: event.Filter{Host: "h2", Types: []string{event.TypeHostBreaker}}}, got[2:]},
 		{store.EventListParams{Filter: event.Filter{JobID: "nope"}}, []int64{}},
+		{store.EventListParams{Filter: event.Filter{Since: at(time.Second)}}, got[1:]},
 	} {
 		if s := seqs(f.events(c.p)); !reflect.DeepEqual(s, c.want) {
 			f.t.Errorf("EventList(%+v) = %v, want %v", c.p, s, c.want)
