@@ -163,8 +163,48 @@ type Store interface {
 	// block (event.Bus.Notify does not). Set it before the store is used.
 	SetEventHook(fn func(lastSeq int64))
 
+	// HostActionRecord stores an operator action on a host and returns the
+	// host's operator state after it, in one transaction with its
+	// event.TypeOperatorAction event (Host; Data is {"action", "by",
+	// "reason"}). The state changes by the action: isolate sets Isolated,
+	// drain sets Draining, release clears both, reset clears Isolated (it
+	// closes the host's breaker). An empty Host or By, an unknown Action or
+	// a zero At is refused.
+	HostActionRecord(ctx context.Context, a HostAction) (HostOperator, error)
+
+	// HostOperatorList returns the operator state of every host an
+	// operator has acted on, by host name. The actions before the last one
+	// are in the event log.
+	HostOperatorList(ctx context.Context) ([]HostOperator, error)
+
 	// Close releases the store. Safe to call twice.
 	Close() error
+}
+
+// Operator actions on a host (HostAction.Action).
+const (
+	HostActionIsolate = "isolate"
+	HostActionDrain   = "drain"
+	HostActionRelease = "release"
+	HostActionReset   = "reset"
+)
+
+// HostAction is an operator's action on a host: what, who, why, when.
+type HostAction struct {
+	Host   string
+	Action string // HostActionIsolate, ...
+	By     string // the API token's name
+	Reason string
+	At     time.Time
+}
+
+// HostOperator is a host's operator state, as the operator actions left
+// it, with the last of them.
+type HostOperator struct {
+	Host     string
+	Isolated bool
+	Draining bool
+	Last     HostAction
 }
 
 // EventListParams are the arguments of Store.EventList: the event

@@ -48,6 +48,11 @@
 // one appear later. A write that appends events goes through writeEvents,
 // which calls the event hook (SetEventHook) after the commit; a job's
 // transitions append their event in the transaction that makes them.
+//
+// host_operators holds, per host, the operator state (isolated, draining)
+// and the last operator action (who, why, when); each action appends its
+// operator.action event in the same transaction, so the event log is the
+// history of the actions.
 package sqlite
 
 import (

@@ -59,6 +59,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventAppendList", testEventAppendList},
 		{"TransitionEvents", testTransitionEvents},
 		{"EventRetention", testEventRetention},
+		{"HostActions", testHostActions},
 		{"CloseTwice", testCloseTwice},
 	}
 	for _, tt := range tests {
