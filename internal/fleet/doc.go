@@ -14,6 +14,11 @@
 //
 //	isolated: operator forced the breaker open; draining: no new jobs.
 //
+// An operator acts through Act, which keeps who, why and when
+// (HostStatus.Operator, and the state's reason: "isolated by alice: disk
+// failing"); the fleet remembers nothing across restarts itself: the
+// server stores each action and gives it back with Restore before Start.
+//
 // Every launch is one breaker call: placement takes the breaker's permit and
 // the launch reports its outcome through the Lease. Jobs go only to hosts
 // whose breaker is closed; the half-open probes are the health checks (a

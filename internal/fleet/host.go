@@ -36,6 +36,7 @@ type Host struct {
 	canaryFailing bool      // the last canary could not run: no jobs go here
 	canaryErr     string
 	images        map[string]bool // images known to be present
+	operator      *Operator       // the last operator action (Act, Restore), nil if none
 	health        HealthConfig
 	limiter       *limiter
 }
@@ -182,6 +183,12 @@ func (h *Host) Status() HostStatus {
 		Latency:   h.latency,
 		Calls:     h.limiter.status(),
 	}
+	var op *Operator
+	if h.operator != nil {
+		o := *h.operator
+		op = &o
+	}
+	st.Operator = op
 	failStreak, recovering := h.failStreak, h.recovering
 	canaryFailing, canaryErr := h.canaryFailing, h.canaryErr
 	h.mu.Unlock()
@@ -197,7 +204,7 @@ func (h *Host) Status() HostStatus {
 	}
 	switch snap.State {
 	case breaker.StateForcedOpen:
-		st.State, st.Reason = HostIsolated, "isolated by an operator"
+		st.State, st.Reason = HostIsolated, operatorReason(op, ActionIsolate, "isolated by an operator")
 	case breaker.StateOpen:
 		st.State, st.Reason = HostUnavailable, "breaker open after failed Docker calls"
 		if failStreak >= h.health.UnhealthyThreshold {
@@ -208,7 +215,7 @@ func (h *Host) Status() HostStatus {
 	default:
 		switch {
 		case h.draining.Load():
-			st.State, st.Reason = HostDraining, "draining: no new jobs"
+			st.State, st.Reason = HostDraining, operatorReason(op, ActionDrain, "draining: no new jobs")
 		case h.Fenced() > 0:
 			st.State, st.Reason = HostDegraded, fmt.Sprintf("no new jobs until %d container(s) left from when it was unreachable are removed", h.Fenced())
 		case canaryFailing:

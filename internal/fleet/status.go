@@ -42,6 +42,9 @@ type HostStatus struct {
 	Latency   time.Duration     `json:"latency_ns"` // last health-check round trip
 	Placed    int64             `json:"placed"`     // jobs placed on it since start
 	Calls     LimiterStatus     `json:"calls"`      // adaptive limit on in-flight Docker calls
+	// Operator is the last operator action on the host (who, why, when),
+	// remembered across restarts; nil if there was none.
+	Operator *Operator `json:"operator,omitempty"`
 }
 
 // Transition is one change of a host's breaker state, kept for the API, the
