@@ -77,13 +77,16 @@ type Config struct {
 	// A follow instead has StreamWriteTimeout on each of its writes.
 	WriteTimeout time.Duration
 	// MaxFollowsPerToken bounds the log follows one token (or, without
-	// tokens, every client together) may have open at once; the next one
-	// is refused with 429.
+	// tokens, every client together) may have open at once, and apart from
+	// them its event streams; the next one is refused with 429.
 	MaxFollowsPerToken int
 	// FollowStartTimeout ends a log follow of a job that stays queued or
 	// launching (at the start, or after a failover) this long, with an
 	// error event saying so.
 	FollowStartTimeout time.Duration
+	// EventHeartbeat is how often GET /v1/events sends a comment line on an
+	// idle stream, so that proxies and load balancers keep it open.
+	EventHeartbeat time.Duration
 }
 
 // TLSFiles names the PEM files of the API server's certificate (with its
@@ -105,6 +108,7 @@ const (
 	IdleTimeoutDefault         = 2 * time.Minute
 	MaxFollowsPerTokenDefault  = 8
 	FollowStartTimeoutDefault  = 10 * time.Minute
+	EventHeartbeatDefault      = 15 * time.Second
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -126,6 +130,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.IdleTimeout, IdleTimeoutDefault)
 	def(&c.WriteTimeout, c.RequestTimeout+10*time.Second)
 	def(&c.FollowStartTimeout, FollowStartTimeoutDefault)
+	def(&c.EventHeartbeat, EventHeartbeatDefault)
 	if c.MaxFollowsPerToken <= 0 {
 		c.MaxFollowsPerToken = MaxFollowsPerTokenDefault
 	}
@@ -161,7 +166,7 @@ func (c Config) Validate() error {
 		{"shutdown_timeout", c.ShutdownTimeout}, {"stream_write_timeout", c.StreamWriteTimeout},
 		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
 		{"idle_timeout", c.IdleTimeout}, {"write_timeout", c.WriteTimeout},
-		{"follow_start_timeout", c.FollowStartTimeout},
+		{"follow_start_timeout", c.FollowStartTimeout}, {"event_heartbeat", c.EventHeartbeat},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("api: %s: must not be negative (got %v)", d.name, d.v))

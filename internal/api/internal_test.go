@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 )
@@ -81,6 +82,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"HostTransitionList": reflect.TypeFor[HostTransitionList](),
 		"Error":              reflect.TypeFor[ErrorResponse](),
 		"Problem":            reflect.TypeFor[Problem](),
+		"Event":              reflect.TypeFor[event.Event](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -33,7 +33,9 @@ type Server struct {
 	streams    context.Context
 	stopStream context.CancelFunc
 
-	follows followLimiter
+	follows      followLimiter
+	eventStreams followLimiter
+	events       Events // nil: no GET /v1/events (SetEvents)
 }
 
 // route is one endpoint: its ServeMux pattern, the role it needs, and
@@ -55,6 +57,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 	s := &Server{cfg: cfg.WithDefaults(), svc: svc, fleet: fl, metrics: m, log: logger, mux: http.NewServeMux()}
 	s.streams, s.stopStream = context.WithCancel(context.Background())
 	s.follows = followLimiter{max: s.cfg.MaxFollowsPerToken, open: map[int]int{}}
+	s.eventStreams = followLimiter{max: s.cfg.MaxFollowsPerToken, open: map[int]int{}}
 	if m != nil {
 		s.metricsHandler = m.Handler()
 	}
@@ -69,6 +72,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "GET /v1/jobs/{id}/logs", role: RoleRead, stream: true, handler: s.jobLogs},
 		{pattern: "POST /v1/jobs/{id}/cancel", role: RoleSubmit, handler: s.cancelJob},
 		{pattern: "GET /v1/queue", role: RoleRead, handler: s.queue},
+		{pattern: "GET /v1/events", role: RoleRead, stream: true, handler: s.listEvents},
 
 		{pattern: "GET /v1/hosts", role: RoleRead, handler: s.listHosts},
 		{pattern: "GET /v1/hosts/transitions", role: RoleRead, handler: s.hostTransitions},
