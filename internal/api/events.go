@@ -68,7 +68,7 @@ func parseEventsQuery(r *http.Request, now time.Time) (eventsQuery, error) {
 		case "follow":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return q, badRequest("follow", "must be true or false (got %q)", v)
+				return q, badRequest("follow", "follow %q: must be true or false", v)
 			}
 			q.follow = b
 		default:
@@ -78,7 +78,7 @@ func parseEventsQuery(r *http.Request, now time.Time) (eventsQuery, error) {
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		seq, err := strconv.ParseInt(id, 10, 64)
 		if err != nil || seq < 0 {
-			return q, badRequest("Last-Event-ID", "must be the id of an event, a sequence number (got %q)", id)
+			return q, badRequest("Last-Event-ID", "Last-Event-ID %q: must be the id of an event, a sequence number", id)
 		}
 		q.after = seq
 	}
@@ -103,7 +103,7 @@ func (q *eventsQuery) since(v string, now time.Time) error {
 		q.after, q.filter.Since = 0, t
 		return nil
 	}
-	return badRequest("since", "must be a sequence number, a duration (10m) or an RFC 3339 time (got %q)", v)
+	return badRequest("since", "since %q: must be a sequence number, a duration (10m) or an RFC 3339 time", v)
 }
 
 // listEvents: GET /v1/events, server-sent events. Each event is sent as

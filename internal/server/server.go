@@ -22,6 +22,7 @@ import (
 	"fusebox/internal/config"
 	"fusebox/internal/dispatch"
 	"fusebox/internal/engine"
+	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/metrics"
@@ -37,7 +38,10 @@ type Server struct {
 	Dispatcher *dispatch.Dispatcher
 	Metrics    *metrics.Metrics
 	API        *api.Server
+	Events     *event.Bus // the event stream, fed by the store's hook
 	Logger     *slog.Logger
+
+	hostEvents *hostEvents
 }
 
 // Options adjust a Server beyond its configuration file.
@@ -60,11 +64,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	m := metrics.New()
+	bus := event.New(st, logger)
+	st.SetEventHook(bus.Notify)
+	he := newHostEvents(st, logger)
 
 	fc := fleetConfig(cfg)
 	fc.Logger = logger
 	onTransition := func(t fleet.Transition) {
 		m.BreakerTransition(t.Host, t.From, t.To)
+		he.breaker(t)
 		if t.To == breaker.StateOpen.String() {
 			logger.Warn("host unavailable: breaker opened", "host", t.Host)
 		}
@@ -110,8 +118,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Logger: logger}
+	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Logger: logger, hostEvents: he}
 	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, fleetView{fl}, m, logger)
+	srv.API.SetEvents(eventsView{st: st, bus: bus})
 	return srv, nil
 }
 
@@ -140,6 +149,14 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 // start and end of its shutdown with the jobs it leaves behind.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer s.Store.Close()
+	if err := s.Events.Start(ctx); err != nil {
+		return err
+	}
+	defer s.Events.Stop()
+	if err := s.hostEvents.Start(ctx); err != nil {
+		return err
+	}
+	defer s.hostEvents.Stop() // after the fleet's: its last transitions are stored
 	if err := s.Fleet.Start(ctx); err != nil {
 		return err
 	}
@@ -207,13 +224,19 @@ func shutdownCause(ctx context.Context, err error) string {
 }
 
 // publishHostStates keeps the fusebox_host_state gauges current (a host's
-// state also moves with its health checks, not only with its breaker).
+// state also moves with its health checks, not only with its breaker), and
+// appends a host.state event when a host's state changes.
 func (s *Server) publishHostStates(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	last := map[string]fleet.HostState{}
 	for {
 		for _, h := range s.Fleet.Statuses() {
 			s.Metrics.HostUp(h.Name, string(h.State))
+			if prev, ok := last[h.Name]; ok && prev != h.State {
+				s.hostEvents.state(h.Name, prev, h.State, h.Reason)
+			}
+			last[h.Name] = h.State
 		}
 		select {
 		case <-ctx.Done():
