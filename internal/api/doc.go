@@ -15,8 +15,9 @@
 // their hint by whoever adapts them (internal/server, with WithRetryAfter).
 //
 // It reaches the rest of fusebox only through two narrow interfaces declared
-// here, Service (jobs: the dispatcher satisfies it) and Fleet (hosts: the
-// fleet satisfies it), plus *metrics.Metrics. It must not import the
+// here, Service (jobs: the dispatcher satisfies it), Fleet (hosts: the
+// fleet satisfies it) and Events (the event log and bus, given with
+// SetEvents), plus *metrics.Metrics. It must not import the
 // dispatcher, the fleet's implementation, the engine or the store's
 // implementation, and it keeps no job state of its own.
 //
@@ -34,6 +35,7 @@
 //	GET  /v1/jobs/{id}/logs[?follow=true] read
 //	POST /v1/jobs/{id}/cancel             submit
 //	GET  /v1/queue                        read
+//	GET  /v1/events                       read   (server-sent events)
 //	GET  /v1/hosts                        read
 //	GET  /v1/hosts/transitions            read
 //	GET  /v1/hosts/{name}                 read

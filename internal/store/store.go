@@ -1,5 +1,6 @@
 // Package store declares the interface through which fusebox keeps jobs,
-// their attempts, their state transitions and their logs durably.
+// their attempts, their state transitions, their logs and the event log
+// (internal/event) durably.
 //
 // The dispatcher, the API and the CLI import only this interface; the
 // concrete store (SQLite in internal/store/sqlite, PostgreSQL later) is chosen
