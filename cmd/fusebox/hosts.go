@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"fusebox/internal/api"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/fleet"
 )
@@ -16,7 +17,7 @@ import (
 type hostAction struct {
 	name  string
 	short string
-	do    func(c *apiclient.Client, ctx context.Context, name string) (*fleet.HostStatus, error)
+	do    func(c *apiclient.Client, ctx context.Context, name, reason string) (*fleet.HostStatus, error)
 	done  string // printed after, with the host's name
 }
 
@@ -36,7 +37,7 @@ func (a *app) hostsCommand() *cobra.Command {
 		Use:   "hosts",
 		Short: "List the Docker hosts with their breaker state; operate on one",
 		Example: `  fusebox hosts
-  fusebox hosts isolate h2
+  fusebox hosts isolate h2 --reason "disk failing"
   fusebox hosts transitions`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -67,6 +68,9 @@ func (a *app) hostsCommand() *cobra.Command {
 					next = until(now, h.Breaker.NextProbeAt)
 				}
 				reason := h.Reason
+				if op := h.Operator; op != nil && (h.State == fleet.HostIsolated || h.State == fleet.HostDraining) {
+					reason += " (" + age(now, op.At) + " ago)"
+				}
 				if h.LastError != "" {
 					reason = strings.TrimPrefix(reason+"; ", "; ") + "last error: " + h.LastError
 				}
@@ -87,16 +91,21 @@ func (a *app) hostsCommand() *cobra.Command {
 // hostActionCommand is "fusebox hosts ACTION NAME", or with top the alias
 // "fusebox ACTION NAME".
 func (a *app) hostActionCommand(act hostAction, top bool) *cobra.Command {
+	var reason string
 	cmd := &cobra.Command{
-		Use:   act.name + " NAME",
-		Short: act.short,
-		Args:  exactArgs(1),
+		Use:     act.name + " NAME",
+		Short:   act.short,
+		Example: fmt.Sprintf("  fusebox %s h2 --reason %q", act.name, "disk failing"),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if n := len(reason); n > api.MaxReasonBytes {
+				return usagef("Say it in fewer words: it is shown beside the host.", "--reason: %d bytes, at most %d", n, api.MaxReasonBytes)
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			h, err := act.do(c, cmd.Context(), args[0])
+			h, err := act.do(c, cmd.Context(), args[0], reason)
 			if err != nil {
 				return err
 			}
@@ -107,6 +116,7 @@ func (a *app) hostActionCommand(act hostAction, top bool) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept with the action, with your token's name, and shown by 'fusebox hosts')")
 	if top {
 		cmd.Short += " (same as 'fusebox hosts " + act.name + "')"
 	}

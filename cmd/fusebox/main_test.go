@@ -400,7 +400,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestHosts(t *testing.T) {
-	_, env := start(t, api.Config{})
+	e, env := start(t, api.Config{})
 	r := cli(t, env, "hosts")
 	wantCode(t, r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -419,10 +419,18 @@ func TestHosts(t *testing.T) {
 		t.Errorf("json: %v %s", err, r.stdout)
 	}
 
-	r = cli(t, env, "hosts", "isolate", "h1")
+	r = cli(t, env, "hosts", "isolate", "h1", "--reason", "disk failing")
 	wantCode(t, r, 0)
 	if !strings.Contains(r.stdout, "host h1 isolated") || !strings.Contains(r.stdout, "fusebox release h1") {
 		t.Errorf("isolate: %q", r.stdout)
+	}
+	r = cli(t, env, "hosts")
+	if !strings.Contains(r.stdout, "isolated by local: disk failing (0s ago)") {
+		t.Errorf("hosts does not say who isolated h1 and why:\n%s", r.stdout)
+	}
+	wantCode(t, cli(t, env, "drain", "h1", "--reason", strings.Repeat("x", api.MaxReasonBytes+1)), exitUsage, "--reason", "fewer words")
+	if h := e.Fleet.Hosts()[0]; h.Operator == nil || h.Operator.Reason != "disk failing" || h.Operator.By != api.ActorLocal {
+		t.Errorf("operator of h1: %+v", h.Operator)
 	}
 	for _, act := range []string{"release", "drain", "reset", "isolate"} {
 		wantCode(t, cli(t, env, act, "h2"), 0)

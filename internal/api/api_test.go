@@ -752,3 +752,50 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		t.Error("server still answers after shutdown")
 	}
 }
+
+func TestHostActionReason(t *testing.T) {
+	e := apitest.Start(t, api.Config{}, testHosts...)
+	r := do(t, "POST", e.URL+"/v1/hosts/h1/isolate", `{"reason":"  disk failing "}`)
+	wantStatus(t, r, 200, "")
+	h := decode[api.HostResponse](t, r).Host
+	if op := h.Operator; op == nil || op.Action != "isolate" || op.By != api.ActorLocal || op.Reason != "disk failing" || op.At.IsZero() {
+		t.Fatalf("operator after isolate: %+v", h.Operator)
+	}
+	// No body: no reason.
+	r = do(t, "POST", e.URL+"/v1/hosts/h1/release", "")
+	wantStatus(t, r, 200, "")
+	if op := decode[api.HostResponse](t, r).Host.Operator; op == nil || op.Action != "release" || op.Reason != "" {
+		t.Fatalf("operator after release: %+v", op)
+	}
+	for _, c := range []struct{ body, field string }{
+		{`{"reason":"` + strings.Repeat("x", api.MaxReasonBytes+1) + `"}`, "reason"},
+		{`{"reason":"two\nlines"}`, "reason"},
+		{`{"reason":42}`, "reason"},
+		{`{"why":"x"}`, "why"},
+		{`{"reason":"x"} {}`, ""},
+		{`not json`, ""},
+	} {
+		r := do(t, "POST", e.URL+"/v1/hosts/h1/drain", c.body)
+		wantStatus(t, r, 400, api.CodeInvalid)
+		if f := r.errBody(t).Field; f != c.field {
+			t.Errorf("body %.40q: field %q, want %q", c.body, f, c.field)
+		}
+	}
+	if h := e.Fleet.Hosts()[0]; h.State != fleet.HostHealthy {
+		t.Fatalf("a refused action changed the host: %s", h.State)
+	}
+}
+
+func TestHostActionActorIsTokenName(t *testing.T) {
+	e := apitest.Start(t, api.Config{Tokens: []api.Token{
+		{Value: "a-token", Role: api.RoleAdmin, Name: "alice"},
+		{Value: "b-token", Role: api.RoleAdmin},
+	}}, testHosts...)
+	for _, c := range []struct{ token, who string }{{"a-token", "alice"}, {"b-token", "token-2"}} {
+		r := do(t, "POST", e.URL+"/v1/hosts/h1/drain", `{"reason":"upgrade"}`, "Authorization", "Bearer "+c.token)
+		wantStatus(t, r, 200, "")
+		if op := decode[api.HostResponse](t, r).Host.Operator; op == nil || op.By != c.who {
+			t.Errorf("token %s: operator %+v, want by %s", c.token, op, c.who)
+		}
+	}
+}

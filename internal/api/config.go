@@ -38,7 +38,7 @@ func (r Role) Valid() bool { return r.level() > 0 }
 type Token struct {
 	Value string
 	Role  Role
-	Name  string // optional, for logs ("ci", "alice"); never the value
+	Name  string // optional, for logs and as who did an operator action ("ci", "alice"); never the value
 }
 
 // Config is the API server's configuration. A zero field means its default.

@@ -39,5 +39,5 @@
 //	GET  /v1/hosts                        read
 //	GET  /v1/hosts/transitions            read
 //	GET  /v1/hosts/{name}                 read
-//	POST /v1/hosts/{name}/isolate         admin  (also drain, release, reset)
+//	POST /v1/hosts/{name}/isolate         admin  (also drain, release, reset; body {"reason": "..."})
 package api

@@ -1,8 +1,15 @@
 package api
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"fusebox/internal/fleet"
 )
@@ -35,16 +42,32 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, HostResponse{Host: h})
 }
 
-// hostAction returns the handler of POST /v1/hosts/{name}/<action>, which
-// answers with the host as it is after the action.
-func (s *Server) hostAction(action string, do func(Fleet, string) error) http.HandlerFunc {
+// MaxReasonBytes bounds the reason of an operator action.
+const MaxReasonBytes = 500
+
+// ActorLocal is who acted when the API has no tokens (it then listens on
+// loopback or a unix socket only). With tokens it is the token's name, or
+// "token-N" (N counting from 1 in the configuration) for one without.
+const ActorLocal = "local"
+
+// hostAction returns the handler of POST /v1/hosts/{name}/<action>: it
+// reads the optional body {"reason": "..."}, has the action applied and
+// stored (who: the token's name), and answers with the host as it is after.
+func (s *Server) hostAction(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if err := do(s.fleet, name); err != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		body, err := decodeHostAction(r.Body)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		op := fleet.Operator{Action: action, By: actor(r), Reason: body.Reason, At: time.Now()}
+		if err := s.fleet.HostAction(r.Context(), name, op); err != nil {
 			s.writeError(w, r, fmt.Errorf("%s: %w", action, err))
 			return
 		}
-		s.log.Info("api: host "+action, "host", name)
+		s.log.Info("api: host "+action, "host", name, "by", op.By, "reason", op.Reason)
 		h, err := s.host(name)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -53,6 +76,55 @@ func (s *Server) hostAction(action string, do func(Fleet, string) error) http.Ha
 		writeJSON(w, http.StatusOK, HostResponse{Host: h})
 	}
 }
+
+// decodeHostAction reads the body of an operator action: empty, or a
+// HostActionRequest.
+func decodeHostAction(r io.Reader) (HostActionRequest, error) {
+	var req HostActionRequest
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return req, nil // no body: no reason
+		case errors.As(err, &mbe):
+			return req, err
+		case errors.As(err, &te) && te.Field == "reason":
+			return req, badRequest("reason", "must be a string")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return req, badRequest(f, "unknown field; the body of an operator action is {\"reason\": \"...\"}")
+		}
+		return req, badRequest("", "request body must be a JSON object such as {\"reason\": \"disk failing\"}: %v", err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return req, badRequest("", "request body must hold one JSON object and nothing after it")
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	switch {
+	case len(req.Reason) > MaxReasonBytes:
+		return req, badRequest("reason", "%d bytes: at most %d", len(req.Reason), MaxReasonBytes)
+	case !utf8.ValidString(req.Reason):
+		return req, badRequest("reason", "must be valid UTF-8")
+	case strings.ContainsFunc(req.Reason, unicode.IsControl):
+		return req, badRequest("reason", "must be one line of text (no control characters)")
+	}
+	return req, nil
+}
+
+// actor is who sent r: its token's name, "token-N" for a token without a
+// name, or ActorLocal without tokens.
+func actor(r *http.Request) string {
+	if a, ok := r.Context().Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return ActorLocal
+}
+
+// actorKey is the context key of the request's actor (see actor).
+type actorKey struct{}
 
 func (s *Server) host(name string) (fleet.HostStatus, error) {
 	for _, h := range s.fleet.Hosts() {

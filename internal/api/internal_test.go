@@ -78,6 +78,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"BreakerStatus":      reflect.TypeFor[fleet.BreakerStatus](),
 		"HostList":           reflect.TypeFor[HostList](),
 		"HostResponse":       reflect.TypeFor[HostResponse](),
+		"HostOperator":       reflect.TypeFor[fleet.Operator](),
+		"HostActionRequest":  reflect.TypeFor[HostActionRequest](),
 		"HostTransition":     reflect.TypeFor[fleet.Transition](),
 		"HostTransitionList": reflect.TypeFor[HostTransitionList](),
 		"Error":              reflect.TypeFor[ErrorResponse](),

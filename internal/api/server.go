@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"fusebox/internal/fleet"
 	"fusebox/internal/metrics"
 )
 
@@ -77,10 +78,10 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "GET /v1/hosts", role: RoleRead, handler: s.listHosts},
 		{pattern: "GET /v1/hosts/transitions", role: RoleRead, handler: s.hostTransitions},
 		{pattern: "GET /v1/hosts/{name}", role: RoleRead, handler: s.getHost},
-		{pattern: "POST /v1/hosts/{name}/isolate", role: RoleAdmin, handler: s.hostAction("isolate", Fleet.Isolate)},
-		{pattern: "POST /v1/hosts/{name}/drain", role: RoleAdmin, handler: s.hostAction("drain", Fleet.Drain)},
-		{pattern: "POST /v1/hosts/{name}/release", role: RoleAdmin, handler: s.hostAction("release", Fleet.Release)},
-		{pattern: "POST /v1/hosts/{name}/reset", role: RoleAdmin, handler: s.hostAction("reset", Fleet.Reset)},
+		{pattern: "POST /v1/hosts/{name}/isolate", role: RoleAdmin, handler: s.hostAction(fleet.ActionIsolate)},
+		{pattern: "POST /v1/hosts/{name}/drain", role: RoleAdmin, handler: s.hostAction(fleet.ActionDrain)},
+		{pattern: "POST /v1/hosts/{name}/release", role: RoleAdmin, handler: s.hostAction(fleet.ActionRelease)},
+		{pattern: "POST /v1/hosts/{name}/reset", role: RoleAdmin, handler: s.hostAction(fleet.ActionReset)},
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
@@ -188,6 +189,11 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 			who, tokenIndex = tok.Name, tok.index
+			actorName := who
+			if actorName == "" {
+				actorName = fmt.Sprintf("token-%d", tok.index+1)
+			}
+			r = r.WithContext(context.WithValue(r.Context(), actorKey{}, actorName))
 		}
 		// Not every ResponseWriter supports deadlines (a test recorder);
 		// that only means no bound.

@@ -48,17 +48,17 @@ type QueueStats struct {
 	ByState   map[job.State]int `json:"by_state"`   // every state with at least one job
 }
 
-// Fleet is what the API needs of the Docker hosts. The fleet satisfies it.
-//
-// The operator actions return an error wrapping ErrHostNotFound for a name
-// that is not configured.
+// Fleet is what the API needs of the Docker hosts. The server's view of
+// the fleet satisfies it.
 type Fleet interface {
 	Hosts() []fleet.HostStatus
 	HostTransitions() []fleet.Transition
-	Isolate(name string) error // breaker forced open: no new jobs, running ones go on
-	Drain(name string) error   // no new jobs; running ones finish
-	Release(name string) error // undo isolate or drain
-	Reset(name string) error   // breaker back to closed, counts cleared
+	// HostAction applies an operator action (op.Action: fleet.ActionIsolate,
+	// ActionDrain, ActionRelease, ActionReset) to the named host and stores
+	// it, with who, why and when, before it returns: the host stays
+	// isolated or draining across restarts. It returns an error wrapping
+	// ErrHostNotFound for a name that is not configured.
+	HostAction(ctx context.Context, name string, op fleet.Operator) error
 }
 
 // ErrHostNotFound is wrapped by Fleet errors for a host name that is not

@@ -63,6 +63,13 @@ type HostResponse struct {
 	Host fleet.HostStatus `json:"host"`
 }
 
+// HostActionRequest is the optional body of the operator actions (POST
+// /v1/hosts/{name}/isolate, drain, release, reset). Reason is kept with the
+// action (at most MaxReasonBytes, one line) and shown with the host.
+type HostActionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
 // HostTransitionList is the body of GET /v1/hosts/transitions.
 type HostTransitionList struct {
 	Transitions []fleet.Transition `json:"transitions"`

@@ -446,32 +446,40 @@ func (c *Client) HostTransitions(ctx context.Context) ([]fleet.Transition, error
 	return out.Transitions, nil
 }
 
-func (c *Client) hostAction(ctx context.Context, name, action string) (*fleet.HostStatus, error) {
+func (c *Client) hostAction(ctx context.Context, name, action, reason string) (*fleet.HostStatus, error) {
 	var out api.HostResponse
-	if _, err := c.do(ctx, http.MethodPost, hostPath(name, "/", action), nil, nil, &out); err != nil {
+	var body any
+	if reason != "" {
+		body = api.HostActionRequest{Reason: reason}
+	}
+	if _, err := c.do(ctx, http.MethodPost, hostPath(name, "/", action), nil, body, &out); err != nil {
 		return nil, err
 	}
 	return &out.Host, nil
 }
 
-// Isolate forces a host's breaker open; it returns the host after.
-func (c *Client) Isolate(ctx context.Context, name string) (*fleet.HostStatus, error) {
-	return c.hostAction(ctx, name, "isolate")
+// Isolate forces a host's breaker open; it returns the host after. The
+// action is stored with reason ("" for none) and the token's name, and
+// outlives a restart of the server.
+func (c *Client) Isolate(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "isolate", reason)
 }
 
-// Drain stops placing jobs on a host; running ones finish.
-func (c *Client) Drain(ctx context.Context, name string) (*fleet.HostStatus, error) {
-	return c.hostAction(ctx, name, "drain")
+// Drain stops placing jobs on a host; running ones finish. Stored as
+// Isolate is.
+func (c *Client) Drain(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "drain", reason)
 }
 
-// Release undoes Isolate or Drain.
-func (c *Client) Release(ctx context.Context, name string) (*fleet.HostStatus, error) {
-	return c.hostAction(ctx, name, "release")
+// Release undoes Isolate and Drain.
+func (c *Client) Release(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "release", reason)
 }
 
-// Reset closes a host's breaker and clears its counts.
-func (c *Client) Reset(ctx context.Context, name string) (*fleet.HostStatus, error) {
-	return c.hostAction(ctx, name, "reset")
+// Reset closes a host's breaker (ending an isolation) and clears its
+// counts.
+func (c *Client) Reset(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+	return c.hostAction(ctx, name, "reset", reason)
 }
 
 // Health checks GET /healthz.

@@ -111,8 +111,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("Submit to a full queue: %#v", err)
 	}
 
-	if _, err := c.Isolate(ctx, "h9"); !errors.Is(err, api.ErrHostNotFound) || errors.Is(err, job.ErrNotFound) {
+	if _, err := c.Isolate(ctx, "h9", ""); !errors.Is(err, api.ErrHostNotFound) || errors.Is(err, job.ErrNotFound) {
 		t.Errorf("Isolate unknown host: %v", err)
+	}
+	if _, err := c.Drain(ctx, "h9", strings.Repeat("x", api.MaxReasonBytes+1)); !errors.As(err, &ae) || ae.Field != "reason" {
+		t.Errorf("Drain with a reason too long: %#v", err)
 	}
 
 	// Not a fusebox server: errors still come back as *Error, by status.
@@ -161,12 +164,19 @@ func TestHosts(t *testing.T) {
 		t.Fatalf("Hosts: %v %v", hs, err)
 	}
 	for _, step := range []struct {
-		do    func(context.Context, string) (*fleet.HostStatus, error)
-		state fleet.HostState
-	}{{c.Isolate, fleet.HostIsolated}, {c.Release, fleet.HostHealthy}, {c.Drain, fleet.HostDraining}, {c.Reset, fleet.HostHealthy}} {
-		h, err := step.do(ctx, "h2")
+		do     func(context.Context, string, string) (*fleet.HostStatus, error)
+		state  fleet.HostState
+		action string
+	}{
+		{c.Isolate, fleet.HostIsolated, fleet.ActionIsolate}, {c.Release, fleet.HostHealthy, fleet.ActionRelease},
+		{c.Drain, fleet.HostDraining, fleet.ActionDrain}, {c.Reset, fleet.HostHealthy, fleet.ActionReset},
+	} {
+		h, err := step.do(ctx, "h2", "because "+step.action)
 		if err != nil || h.State != step.state {
 			t.Fatalf("want %s: %+v %v", step.state, h, err)
+		}
+		if op := h.Operator; op == nil || op.Action != step.action || op.Reason != "because "+step.action || op.By != api.ActorLocal {
+			t.Fatalf("after %s: operator %+v", step.action, op)
 		}
 	}
 	h, err := c.Host(ctx, "h2")

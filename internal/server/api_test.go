@@ -107,7 +107,7 @@ func TestQueueFullOverHTTP(t *testing.T) {
 	})
 	api := apiclient.New(url, "")
 	ctx := context.Background()
-	if _, err := api.Drain(ctx, engines.Engines[0].Name); err != nil {
+	if _, err := api.Drain(ctx, engines.Engines[0].Name, ""); err != nil {
 		t.Fatal(err)
 	}
 	img := enginetest.TestImage(t)
@@ -145,7 +145,7 @@ func TestQueueFullOverHTTP(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}
 	}
-	if _, err := api.Release(ctx, engines.Engines[0].Name); err != nil {
+	if _, err := api.Release(ctx, engines.Engines[0].Name, ""); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)

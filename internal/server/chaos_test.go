@@ -82,12 +82,12 @@ func TestChaosNoJobRunsTwiceNoneIsLost(t *testing.T) {
 			}
 		},
 		10: func() {
-			if _, err := c.Isolate(ctx, e2.Name); err != nil {
+			if _, err := c.Isolate(ctx, e2.Name, "chaos"); err != nil {
 				t.Fatal(err)
 			}
 		},
 		16: func() {
-			if _, err := c.Release(ctx, e2.Name); err != nil {
+			if _, err := c.Release(ctx, e2.Name, "chaos over"); err != nil {
 				t.Fatal(err)
 			}
 			if err := e1.Restart(ctx); err != nil {

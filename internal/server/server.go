@@ -88,6 +88,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	fl.Subscribe(onTransition)
+	if err := restoreOperators(ctx, st, fl, logger); err != nil {
+		st.Close()
+		return nil, err
+	}
 	for _, h := range fl.Hosts() {
 		m.SetBreakerState(h.Name(), h.Breaker().State().String())
 	}
@@ -119,7 +123,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Logger: logger, hostEvents: he}
-	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, fleetView{fl}, m, logger)
+	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, newFleetView(fl, st), m, logger)
 	srv.API.SetEvents(eventsView{st: st, bus: bus})
 	return srv, nil
 }
@@ -245,13 +249,3 @@ func (s *Server) publishHostStates(ctx context.Context) {
 		}
 	}
 }
-
-// fleetView adapts the fleet to the API's Fleet.
-type fleetView struct{ f *fleet.Fleet }
-
-func (v fleetView) Hosts() []fleet.HostStatus           { return v.f.Statuses() }
-func (v fleetView) HostTransitions() []fleet.Transition { return v.f.Transitions() }
-func (v fleetView) Isolate(name string) error           { return v.f.Isolate(name) }
-func (v fleetView) Drain(name string) error             { return v.f.Drain(name) }
-func (v fleetView) Release(name string) error           { return v.f.Release(name) }
-func (v fleetView) Reset(name string) error             { return v.f.Reset(name) }

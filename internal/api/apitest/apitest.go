@@ -468,7 +468,7 @@ func (f *Fleet) SetHost(h fleet.HostStatus) {
 	f.hosts = append(f.hosts, h)
 }
 
-func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bool) error {
+func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bool, op fleet.Operator) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.hosts {
@@ -476,10 +476,16 @@ func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bo
 		if h.Name != name {
 			continue
 		}
+		if breaker == "" {
+			breaker = h.Breaker.State // drain leaves the breaker alone
+		}
 		if h.Breaker.State != breaker {
 			f.transitions = append(f.transitions, fleet.Transition{Host: name, From: h.Breaker.State, To: breaker, At: time.Now().UTC()})
 		}
-		h.State, h.Breaker.State = state, breaker
+		h.State, h.Breaker.State, h.Operator, h.Reason = state, breaker, &op, ""
+		if state == fleet.HostIsolated || state == fleet.HostDraining {
+			h.Reason = fmt.Sprintf("%s by %s: %s", state, op.By, op.Reason) // as the fleet says it
+		}
 		if reset {
 			h.Breaker.ConsecutiveFailures, h.Breaker.Trips = 0, 0
 			h.Breaker.OpenedAt, h.Breaker.NextProbeAt = time.Time{}, time.Time{}
@@ -489,21 +495,18 @@ func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bo
 	return fmt.Errorf("host %q: %w", name, api.ErrHostNotFound)
 }
 
-func (f *Fleet) Isolate(name string) error {
-	return f.set(name, fleet.HostIsolated, "forced-open", false)
-}
-
-func (f *Fleet) Drain(name string) error {
-	f.mu.Lock()
-	breaker := ""
-	for _, h := range f.hosts {
-		if h.Name == name {
-			breaker = h.Breaker.State
-		}
+// HostAction applies op to the host's state and keeps op as its
+// Operator.
+func (f *Fleet) HostAction(_ context.Context, name string, op fleet.Operator) error {
+	switch op.Action {
+	case fleet.ActionIsolate:
+		return f.set(name, fleet.HostIsolated, "forced-open", false, op)
+	case fleet.ActionDrain:
+		return f.set(name, fleet.HostDraining, "", false, op)
+	case fleet.ActionRelease:
+		return f.set(name, fleet.HostHealthy, "closed", false, op)
+	case fleet.ActionReset:
+		return f.set(name, fleet.HostHealthy, "closed", true, op)
 	}
-	f.mu.Unlock()
-	return f.set(name, fleet.HostDraining, breaker, false)
+	return fmt.Errorf("unknown operator action %q", op.Action)
 }
-
-func (f *Fleet) Release(name string) error { return f.set(name, fleet.HostHealthy, "closed", false) }
-func (f *Fleet) Reset(name string) error   { return f.set(name, fleet.HostHealthy, "closed", true) }
