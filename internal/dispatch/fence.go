@@ -82,6 +82,13 @@ func (d *Dispatcher) confirm(ctx context.Context, hd *handle, h *fleet.Host, cau
 				d.confirmedAbsent(ctx, hd, h, cause, cancelled, "container "+name+" was removed")
 				return
 			}
+		case err == nil && ct.Status == "created" && time.Since(since) >= d.cfg.LostAfter:
+			// The host answers but would not start it for LostAfter: give
+			// up on this host.
+			if rerr := d.removeContainer(ctx, h, ct.ID); rerr == nil {
+				d.confirmedAbsent(ctx, hd, h, cause, false, "its container did not start within "+d.cfg.LostAfter.String()+" and was removed")
+				return
+			}
 		case err == nil && ct.Status == "created":
 			// Created by this very attempt, never started: start it (a
 			// start is idempotent), and confirm again if that answer is
