@@ -79,7 +79,13 @@ func TestEventsReconnect(t *testing.T) {
 	for i := range n {
 		appendOne()
 		if i%50 == 25 {
-			hs.CloseClientConnections() // the connection drops mid-stream
+			// Once the client has what was appended so far (so it is
+			// connected), the connection drops mid-stream.
+			deadline := time.Now().Add(30 * time.Second)
+			for last.Load() < int64(i+1) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			hs.CloseClientConnections()
 		}
 	}
 	if err := <-done; !errors.Is(err, errStop) {
