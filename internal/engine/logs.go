@@ -76,8 +76,8 @@ func (c *Client) FollowLogs(ctx context.Context, id string, stdout, stderr io.Wr
 }
 
 // openStream opens a stream that is bounded only by ctx. Its opening passes
-// the host's gate (the call limiter) like any call; the transfer after it
-// holds no slot.
+// the host's gate (the call limiter) and is observed like any call; the
+// transfer after it holds no slot.
 func (c *Client) openStream(ctx context.Context, op string, open func() (io.ReadCloser, error)) (io.ReadCloser, error) {
 	release := func(time.Duration, Class) {}
 	if c.gate != nil {
@@ -90,7 +90,11 @@ func (c *Client) openStream(ctx context.Context, op string, open func() (io.Read
 	start := time.Now()
 	rc, err := open()
 	err = classify(ctx, c.name, op, err)
-	release(time.Since(start), ClassOf(err))
+	d, class := time.Since(start), ClassOf(err)
+	release(d, class)
+	if c.observe != nil {
+		c.observe(c.name, op, d, class)
+	}
 	return rc, err
 }
 
@@ -476,23 +480,7 @@ func (c *Client) readLogs(ctx context.Context, op, id string, opts client.Contai
 		err = classify(ctx, c.name, op, err)
 	}()
 
-	var release func(time.Duration, Class)
-	if c.gate != nil {
-		if release, err = c.gate(ctx, op); err != nil {
-			return err
-		}
-	}
-	start := time.Now()
-	rc, err := c.stream.ContainerLogs(rctx, id, opts)
-	if release != nil || c.observe != nil {
-		d, class := time.Since(start), ClassOf(classify(ctx, c.name, op, err))
-		if release != nil {
-			release(d, class)
-		}
-		if c.observe != nil {
-			c.observe(c.name, op, d, class)
-		}
-	}
+	rc, err := c.openStream(ctx, op, func() (io.ReadCloser, error) { return c.stream.ContainerLogs(rctx, id, opts) })
 	if err != nil {
 		return err
 	}
