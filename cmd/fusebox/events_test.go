@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,38 +14,13 @@ import (
 	"fusebox/internal/store/sqlite"
 )
 
-type testEvents struct {
-	db  *sqlite.DB
-	bus *event.Bus
-}
-
-func (e testEvents) List(ctx context.Context, p event.ListParams) ([]event.Event, error) {
-	return e.db.EventList(ctx, p)
-}
-
-func (e testEvents) Subscribe(f event.Filter, after int64) api.EventSubscription {
-	return e.bus.Subscribe(f, after)
-}
-
 // eventsServer serves the API with the event stream of a real store.
 func eventsServer(t *testing.T) (*sqlite.DB, map[string]string) {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "fusebox.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	bus := event.New(db, nil)
-	db.SetEventHook(bus.Notify)
-	if err := bus.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Stop)
-	srv := api.New(api.Config{}, apitest.NewService(), apitest.NewFleet(), nil, nil)
-	srv.SetEvents(testEvents{db, bus})
-	hs := httptest.NewServer(srv.Handler())
+	env := apitest.StartEvents(t, api.Config{})
+	hs := httptest.NewServer(env.API.Handler())
 	t.Cleanup(hs.Close)
-	return db, map[string]string{envServer: hs.URL}
+	return env.DB, map[string]string{envServer: hs.URL}
 }
 
 func TestEventsCommand(t *testing.T) {

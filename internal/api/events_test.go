@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,39 +17,13 @@ import (
 	"fusebox/internal/store/sqlite"
 )
 
-// events adapts a store and a bus to api.Events, as internal/server does.
-type events struct {
-	db  *sqlite.DB
-	bus *event.Bus
-}
-
-func (e events) List(ctx context.Context, p event.ListParams) ([]event.Event, error) {
-	return e.db.EventList(ctx, p)
-}
-
-func (e events) Subscribe(f event.Filter, after int64) api.EventSubscription {
-	return e.bus.Subscribe(f, after)
-}
-
 // eventsEnv serves the API over a real store and bus.
 func eventsEnv(t *testing.T, cfg api.Config) (string, *sqlite.DB) {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "fusebox.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	bus := event.New(db, nil)
-	db.SetEventHook(bus.Notify)
-	if err := bus.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Stop)
-	srv := api.New(cfg, apitest.NewService(), apitest.NewFleet(), nil, nil)
-	srv.SetEvents(events{db, bus})
-	hs := httptest.NewServer(srv.Handler())
+	env := apitest.StartEvents(t, cfg)
+	hs := httptest.NewServer(env.API.Handler())
 	t.Cleanup(hs.Close)
-	return hs.URL, db
+	return hs.URL, env.DB
 }
 
 func appendEvents(t *testing.T, db *sqlite.DB, n int, host string) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,38 +13,13 @@ import (
 	"fusebox/internal/api/apitest"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/event"
-	"fusebox/internal/store/sqlite"
 )
-
-type events struct {
-	db  *sqlite.DB
-	bus *event.Bus
-}
-
-func (e events) List(ctx context.Context, p event.ListParams) ([]event.Event, error) {
-	return e.db.EventList(ctx, p)
-}
-
-func (e events) Subscribe(f event.Filter, after int64) api.EventSubscription {
-	return e.bus.Subscribe(f, after)
-}
 
 // TestEventsReconnect: connections cut while events keep coming are
 // resumed with Last-Event-ID; the caller sees every event once, in order.
 func TestEventsReconnect(t *testing.T) {
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "fusebox.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	bus := event.New(db, nil)
-	db.SetEventHook(bus.Notify)
-	if err := bus.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Stop()
-	srv := api.New(api.Config{}, apitest.NewService(), apitest.NewFleet(), nil, nil)
-	srv.SetEvents(events{db, bus})
+	env := apitest.StartEvents(t, api.Config{})
+	db, srv := env.DB, env.API
 	var conns atomic.Int32
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conns.Add(1)
