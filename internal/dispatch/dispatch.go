@@ -116,7 +116,7 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	fenceWake chan struct{}
-	fenceMu   sync.Mutex // a fence's store write with its count; the recount
+	fenceMu   sync.Mutex // the fences of the store and the hosts' counts of them, together
 
 	mu       sync.Mutex
 	handles  map[string]*handle                             // active jobs by id
@@ -124,7 +124,6 @@ type Dispatcher struct {
 	events   map[string]bool                                // host -> event stream up
 	outages  map[string][]outage                            // host -> recent event-stream outages, oldest first
 	launches map[string]map[*handle]context.CancelCauseFunc // host -> launches in flight
-	fences   map[string]int                                 // host -> fenced containers not removed yet
 
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -143,7 +142,6 @@ func New(cfg Config, st store.Store, fl *fleet.Fleet) *Dispatcher {
 		byCID:     map[string]*handle{},
 		events:    map[string]bool{},
 		outages:   map[string][]outage{},
-		fences:    map[string]int{},
 
 		launches: map[string]map[*handle]context.CancelCauseFunc{},
 	}

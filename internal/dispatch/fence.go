@@ -174,7 +174,7 @@ func (d *Dispatcher) declareLost(ctx context.Context, hd *handle, h *fleet.Host,
 		p.To, p.FinishedAt, p.AttemptOutcome = job.StateLost, &now, outcomeLostHost
 		p.Reason = why + left
 	}
-	d.fenceMu.Lock() // the fence and its count together (clearFences recounts)
+	d.fenceMu.Lock() // the fence and its count together (clearFences counts them too)
 	nj, err := d.commit(ctx, p)
 	if err == nil {
 		d.addFence(h)
@@ -191,12 +191,9 @@ func (d *Dispatcher) declareLost(ctx context.Context, hd *handle, h *fleet.Host,
 }
 
 // addFence counts one more fenced container on h: it gets no jobs until
-// clearFences has removed them.
+// clearFences has removed them. The caller holds d.fenceMu.
 func (d *Dispatcher) addFence(h *fleet.Host) {
-	d.mu.Lock()
-	d.fences[h.Name()]++
-	h.SetFenced(d.fences[h.Name()])
-	d.mu.Unlock()
+	h.SetFenced(h.Fenced() + 1)
 	signal(d.fenceWake)
 }
 
@@ -207,14 +204,13 @@ func (d *Dispatcher) loadFences(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	n := map[string]int{}
 	for _, f := range fs {
-		d.fences[f.Host]++
+		n[f.Host]++
 	}
-	for name, n := range d.fences {
+	for name, k := range n {
 		if h := d.fleet.Host(name); h != nil {
-			h.SetFenced(n)
+			h.SetFenced(k)
 		}
 	}
 	return nil
@@ -252,6 +248,10 @@ func (d *Dispatcher) clearFences(ctx context.Context, h *fleet.Host) {
 	if !h.Reachable() {
 		return
 	}
+	// Held throughout, so that no fence is added between the list and the
+	// count it sets (declareLost takes it too; it is rare).
+	d.fenceMu.Lock()
+	defer d.fenceMu.Unlock()
 	var fs []store.Fence
 	if err := d.retryStore(ctx, "list fences", func() error {
 		var err error
@@ -260,6 +260,13 @@ func (d *Dispatcher) clearFences(ctx context.Context, h *fleet.Host) {
 	}); err != nil {
 		return
 	}
+	left := len(fs)
+	defer func() {
+		h.SetFenced(left)
+		if left == 0 {
+			d.Wake()
+		}
+	}()
 	for _, f := range fs {
 		err := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
 			return c.Remove(ctx, f.Container)
@@ -274,23 +281,7 @@ func (d *Dispatcher) clearFences(ctx context.Context, h *fleet.Host) {
 		}); err != nil {
 			return
 		}
+		left--
 		d.log.Info("removed a fenced container", "host", h.Name(), "container", f.Container, "job", f.JobID)
-	}
-	// Count again from the store, which is what holds the host.
-	d.fenceMu.Lock()
-	defer d.fenceMu.Unlock()
-	if err := d.retryStore(ctx, "list fences", func() error {
-		var err error
-		fs, err = d.store.FenceList(ctx, h.Name())
-		return err
-	}); err != nil {
-		return
-	}
-	d.mu.Lock()
-	d.fences[h.Name()] = len(fs)
-	h.SetFenced(len(fs))
-	d.mu.Unlock()
-	if len(fs) == 0 {
-		d.Wake()
 	}
 }
