@@ -88,12 +88,17 @@ func eventSummary(ev event.Event) string {
 		delete(d, "to")
 		delete(d, "name")
 	}
-	if r, ok := d["reason"].(string); ok && r != "" {
-		fmt.Fprintf(&b, ": %s", r)
-	}
+	reason, _ := d["reason"].(string)
 	delete(d, "reason")
+	if b.Len() > 0 && reason != "" { // a transition: "queued -> launching: why"
+		fmt.Fprintf(&b, ": %s", reason)
+		reason = ""
+	}
 	for _, k := range sortedKeys(d) {
 		fmt.Fprintf(&b, " %s=%v", k, d[k])
+	}
+	if reason != "" { // anything else: "action=isolate by=alice: why"
+		fmt.Fprintf(&b, ": %s", reason)
 	}
 	return strings.TrimSpace(b.String())
 }

@@ -63,7 +63,7 @@ func TestEventsCommand(t *testing.T) {
 		Data: json.RawMessage(`{"action":"isolate","by":"ops","reason":"disk"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if !stdout.waitFor(t, "action=isolate") {
+	if !stdout.waitFor(t, "action=isolate by=ops: disk") {
 		t.Fatalf("follow printed:\n%s\n%s", stdout.String(), stderr.String())
 	}
 	cancel()
