@@ -10,6 +10,10 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
 	need+=(busybox-static)
 fi
+# promtool checks the shipped alert rules and a live /metrics scrape in the
+# tests (internal/metrics); Debian ships it in the prometheus package. Only the
+# tool is needed: no Prometheus server is configured or started for fusebox.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 for extra in "$@"; do
 	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
@@ -27,6 +31,12 @@ fi
 
 echo "fusebox: installing ${need[*]} (Debian packages)" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# apt's chatter (debconf notices included) is shown only if it fails.
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "fusebox: installing ${need[*]} failed" >&2
+	exit 1
+fi
 echo "fusebox: installed ${need[*]}" >&2
