@@ -1,7 +1,7 @@
 // Package event is fusebox's one stream of what happens: every job
-// transition, host breaker transition, host state change and operator
-// action is an Event, appended to the store with a sequence number that
-// only grows, and fanned out to subscribers by a Bus.
+// transition, host breaker transition, host state change, operator action
+// and alert delivery is an Event, appended to the store with a sequence
+// number that only grows, and fanned out to subscribers by a Bus.
 //
 // The store owns the log (store.Store.EventAppend, EventList; a job's
 // transitions append their event in the transaction that makes them). The
@@ -35,6 +35,9 @@ const (
 	// TypeOperatorAction: an operator acted (isolate, drain, release,
 	// reset, cancel). Host or JobID; Data is {"action", "by", "reason"}.
 	TypeOperatorAction = "operator.action"
+	// TypeAlertDelivery: an alert notice reached its webhook receiver
+	// (internal/alert). Data is AlertDelivery.
+	TypeAlertDelivery = "alert.delivery"
 )
 
 // Event is one entry of the log.
@@ -64,6 +67,15 @@ type Breaker struct {
 	From   string `json:"from"`
 	To     string `json:"to"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// AlertDelivery is the Data of a TypeAlertDelivery event.
+type AlertDelivery struct {
+	Receiver  string   `json:"receiver"`
+	WebhookID string   `json:"webhook_id"` // the notice's Standard Webhooks "webhook-id"
+	Status    string   `json:"status"`     // firing or resolved
+	Alerts    []string `json:"alerts"`     // the alert names in the notice
+	Attempts  int      `json:"attempts"`   // attempts it took, this one included
 }
 
 // Filter selects events. Zero fields select everything.

@@ -1,6 +1,6 @@
 // Package store declares the interface through which fusebox keeps jobs,
-// their attempts, their state transitions, their logs and the event log
-// (internal/event) durably.
+// their attempts, their state transitions, their logs, the event log
+// (internal/event) and the alert outbox (internal/alert) durably.
 //
 // The dispatcher, the API and the CLI import only this interface; the
 // concrete store (SQLite in internal/store/sqlite, PostgreSQL later) is chosen
@@ -85,7 +85,10 @@ type Store interface {
 	// never deleted. In the same transaction it deletes up to
 	// EventPruneFactor*p.Limit events of no job (hosts, operators) that
 	// happened before p.Before, oldest first: events follow the retention
-	// of jobs.
+	// of jobs. So do alerts: up to EventPruneFactor*p.Limit alert notices
+	// delivered before p.Before and as many alert states resolved (EndsAt)
+	// before p.Before go in the same transaction; undelivered notices and
+	// firing states are never deleted.
 	JobDeleteFinished(ctx context.Context, p JobDeleteFinishedParams) (int, error)
 
 	// JobListActive returns every job in state launching or running (for
@@ -178,6 +181,45 @@ type Store interface {
 	// are in the event log.
 	HostOperatorList(ctx context.Context) ([]HostOperator, error)
 
+	// AlertEnqueue upserts p.States (by Fingerprint), appends p.Notices
+	// to the outbox (their ID, Attempts, NextAt and DeliveredAt are
+	// ignored; a zero CreatedAt is p.At) and, when p.Cursor > 0, stores it
+	// as the alert cursor (see AlertCursor), in one transaction. A state
+	// without a fingerprint or with a status other than firing or resolved,
+	// a notice without a receiver, webhook id or body, or a zero p.At is
+	// refused.
+	AlertEnqueue(ctx context.Context, p AlertEnqueueParams) error
+
+	// AlertStates returns the last known state of every alert, by
+	// fingerprint.
+	AlertStates(ctx context.Context) ([]AlertState, error)
+
+	// AlertCursor returns the sequence number of the last event the alert
+	// evaluator has processed (AlertEnqueueParams.Cursor), 0 if never set.
+	AlertCursor(ctx context.Context) (int64, error)
+
+	// AlertNextNotice returns the oldest undelivered notice of receiver (by
+	// ID), whatever its NextAt; ok is false when it has none.
+	AlertNextNotice(ctx context.Context, receiver string) (n AlertNotice, ok bool, err error)
+
+	// AlertNoticeDelivered marks notice id delivered at at and appends ev
+	// (of type event.TypeAlertDelivery) in the same transaction; the event
+	// hook is called as for every append. A notice already delivered is
+	// left as it is and ev is not appended; an unknown id is
+	// job.ErrNotFound.
+	AlertNoticeDelivered(ctx context.Context, id int64, at time.Time, ev event.Event) error
+
+	// AlertNoticeFailed records a failed attempt to deliver notice id: its
+	// Attempts grows by one, LastError is errMsg, NextAt is nextAt, and its
+	// receiver's last error (AlertReceiverStats) is errMsg at at. A notice
+	// already delivered is left as it is; an unknown id is job.ErrNotFound.
+	AlertNoticeFailed(ctx context.Context, id int64, errMsg string, nextAt, at time.Time) error
+
+	// AlertReceiverStats returns, by receiver name, every receiver that has
+	// notices or has been delivered to or failed: its undelivered notices,
+	// its last delivery and its last error.
+	AlertReceiverStats(ctx context.Context) ([]AlertReceiverStats, error)
+
 	// Close releases the store. Safe to call twice.
 	Close() error
 }
@@ -206,6 +248,53 @@ type HostOperator struct {
 	Isolated bool
 	Draining bool
 	Last     HostAction
+}
+
+// Alert statuses (AlertState.Status).
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
+// AlertState is the last known state of one alert (by fingerprint).
+type AlertState struct {
+	Fingerprint string            // alert.Fingerprint(Labels)
+	Labels      map[string]string // includes "alertname"
+	Annotations map[string]string
+	Status      string // AlertFiring or AlertResolved
+	StartsAt    time.Time
+	EndsAt      time.Time // zero while firing
+	SentAt      time.Time // when a notice of it was last enqueued (repeat_interval counts from here)
+}
+
+// AlertNotice is one outbox row: a webhook body for one receiver.
+type AlertNotice struct {
+	ID          int64 // set by the store, grows
+	Receiver    string
+	WebhookID   string // stable across retries (Standard Webhooks "webhook-id")
+	Body        []byte // the rendered JSON body
+	CreatedAt   time.Time
+	Attempts    int
+	NextAt      time.Time // not before this (retry backoff)
+	LastError   string
+	DeliveredAt time.Time // zero until delivered
+}
+
+// AlertEnqueueParams are the arguments of Store.AlertEnqueue.
+type AlertEnqueueParams struct {
+	States  []AlertState  // upserted by fingerprint
+	Notices []AlertNotice // appended (ID, Attempts, NextAt, DeliveredAt ignored)
+	Cursor  int64         // if > 0: the event seq the evaluator has processed, stored in the same tx
+	At      time.Time
+}
+
+// AlertReceiverStats is the outbox of one receiver, for `fusebox alerts`.
+type AlertReceiverStats struct {
+	Receiver        string
+	Pending         int // undelivered notices
+	LastDeliveredAt time.Time
+	LastErrorAt     time.Time
+	LastError       string
 }
 
 // EventListParams are the arguments of Store.EventList: the event

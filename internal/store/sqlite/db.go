@@ -53,6 +53,14 @@
 // and the last operator action (who, why, when); each action appends its
 // operator.action event in the same transaction, so the event log is the
 // history of the actions.
+//
+// The alert tables (internal/alert) are alert_states (the last state of
+// each alert, by fingerprint), alert_notices (the outbox: webhook bodies,
+// delivered in id order per receiver), alert_receivers (each receiver's
+// last delivery and last error) and alert_cursor (the event sequence number
+// the evaluator has processed, written in the transaction that enqueues
+// what it found). A delivery marks its notice and appends its
+// alert.delivery event in one transaction.
 package sqlite
 
 import (

@@ -170,7 +170,10 @@ func (db *DB) JobDeleteFinished(ctx context.Context, p store.JobDeleteFinishedPa
 			SELECT seq FROM events INDEXED BY events_unowned_at
 			WHERE job_id = '' AND at < ? ORDER BY at LIMIT ?)`,
 			nanos(p.Before), store.EventPruneFactor*limit(p.Limit))
-		return err
+		if err != nil {
+			return err
+		}
+		return pruneAlerts(ctx, tx, nanos(p.Before), store.EventPruneFactor*limit(p.Limit))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: job delete finished: %w", err)

@@ -60,6 +60,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TransitionEvents", testTransitionEvents},
 		{"EventRetention", testEventRetention},
 		{"HostActions", testHostActions},
+		{"AlertOutbox", testAlertOutbox},
+		{"AlertRetention", testAlertRetention},
 		{"CloseTwice", testCloseTwice},
 	}
 	for _, tt := range tests {
