@@ -87,6 +87,10 @@ type Metrics struct {
 	hostState          *prometheus.GaugeVec     // host, state
 	httpRequests       *prometheus.CounterVec   // route, code
 	httpDuration       *prometheus.HistogramVec // route
+	events             *prometheus.CounterVec   // type
+	alertDeliveries    *prometheus.CounterVec   // receiver, result
+	alertDuration      *prometheus.HistogramVec // receiver
+	alertPending       *prometheus.GaugeVec     // receiver
 
 	queueFunc     atomic.Pointer[func() (queued, running int)]
 	queueCapacity atomic.Int64
@@ -145,6 +149,23 @@ func New() *Metrics {
 		Help:    "Duration of HTTP API requests (log follows excluded), by route pattern.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route"})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fusebox_events_total",
+		Help: "Events appended to the event log, by type (job.transition, host.breaker, host.state, operator.action, ...).",
+	}, []string{"type"})
+	m.alertDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fusebox_alert_deliveries_total",
+		Help: "Alert webhook delivery attempts, by receiver and result (ok: the receiver answered 2xx; error: anything else).",
+	}, []string{"receiver", "result"})
+	m.alertDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fusebox_alert_delivery_duration_seconds",
+		Help:    "Duration of alert webhook delivery attempts, failed ones included, by receiver.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"receiver"})
+	m.alertPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fusebox_alert_pending",
+		Help: "Alert notices waiting in the outbox for delivery, by receiver.",
+	}, []string{"receiver"})
 	queueDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fusebox_queue_depth",
 		Help: "Jobs waiting in the queue (state queued).",
@@ -163,6 +184,7 @@ func New() *Metrics {
 		m.dockerCallDuration, m.dockerCallErrors,
 		m.breakerTransitions, m.breakerState, m.hostState,
 		m.httpRequests, m.httpDuration,
+		m.events, m.alertDeliveries, m.alertDuration, m.alertPending,
 		queueDepth, jobsRunning, queueCapacity,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -316,4 +338,46 @@ func (m *Metrics) ObserveHTTPRequest(route string, code int, d time.Duration) {
 	if d > 0 {
 		m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
 	}
+}
+
+// EventAppended counts an event of type typ (event.Type...) appended to the
+// event log.
+func (m *Metrics) EventAppended(typ string) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(typ).Inc()
+}
+
+// Delivery results, the result label of fusebox_alert_deliveries_total.
+const (
+	DeliveryOK    = "ok"
+	DeliveryError = "error"
+)
+
+// Delivered records one alert delivery attempt to receiver: its result (ok:
+// the receiver accepted it) and how long it took. Both result series of a
+// receiver exist from its first attempt, so rate() over either works.
+// With Pending it makes *Metrics an alert.Observer.
+func (m *Metrics) Delivered(receiver string, ok bool, d time.Duration) {
+	if m == nil {
+		return
+	}
+	okC := m.alertDeliveries.WithLabelValues(receiver, DeliveryOK)
+	errC := m.alertDeliveries.WithLabelValues(receiver, DeliveryError)
+	if ok {
+		okC.Inc()
+	} else {
+		errC.Inc()
+	}
+	m.alertDuration.WithLabelValues(receiver).Observe(d.Seconds())
+}
+
+// Pending sets fusebox_alert_pending for receiver: the notices waiting in
+// its outbox (0 once it has caught up; the series stays).
+func (m *Metrics) Pending(receiver string, n int) {
+	if m == nil {
+		return
+	}
+	m.alertPending.WithLabelValues(receiver).Set(float64(n))
 }

@@ -52,6 +52,25 @@ func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string
 	return 0
 }
 
+// exerciseAll records something on every metric, so that every fusebox
+// family has at least one series in a scrape (TestScrapeCoversEveryFamily
+// fails when a new metric is not exercised here).
+func exerciseAll(m *metrics.Metrics) {
+	m.JobSubmitted()
+	m.JobFinished(job.StateSucceeded)
+	m.JobRejected(metrics.RejectQueueFull)
+	m.JobPlaced("h1")
+	m.ObserveDockerCall("h1", "ping", time.Millisecond, "host")
+	m.BreakerTransition("h1", "closed", "open")
+	m.HostUp("h1", "healthy")
+	m.SetQueueFunc(func() (int, int) { return 3, 1 })
+	m.SetQueueCapacity(10)
+	m.ObserveHTTPRequest("GET /v1/jobs", 200, time.Millisecond)
+	m.EventAppended("job.transition")
+	m.Delivered("ops", true, 20*time.Millisecond)
+	m.Pending("ops", 0)
+}
+
 func TestJobCounters(t *testing.T) {
 	m := metrics.New()
 	m.JobSubmitted()
@@ -194,6 +213,59 @@ func TestNilMetricsIsANoop(t *testing.T) {
 	m.SetQueueFunc(func() (int, int) { return 0, 0 })
 	m.SetQueueCapacity(1)
 	m.ObserveHTTPRequest("GET /", 200, time.Second)
+	m.EventAppended("job.transition")
+	m.Delivered("ops", false, time.Second)
+	m.Pending("ops", 1)
+}
+
+// The alert package reports deliveries through this interface
+// (alert.Observer); *Metrics must keep satisfying it.
+var _ interface {
+	Delivered(receiver string, ok bool, d time.Duration)
+	Pending(receiver string, n int)
+} = (*metrics.Metrics)(nil)
+
+func TestAlertDeliveries(t *testing.T) {
+	m := metrics.New()
+	m.Delivered("ops", false, 2*time.Second)
+	m.Delivered("ops", false, time.Second)
+	m.Delivered("ops", true, 30*time.Millisecond)
+	m.Delivered("chat", true, 10*time.Millisecond)
+	m.Pending("ops", 4)
+	m.Pending("chat", 2)
+	m.Pending("chat", 0)
+
+	want := `
+# HELP fusebox_alert_deliveries_total Alert webhook delivery attempts, by receiver and result (ok: the receiver answered 2xx; error: anything else).
+# TYPE fusebox_alert_deliveries_total counter
+fusebox_alert_deliveries_total{receiver="chat",result="error"} 0
+fusebox_alert_deliveries_total{receiver="chat",result="ok"} 1
+fusebox_alert_deliveries_total{receiver="ops",result="error"} 2
+fusebox_alert_deliveries_total{receiver="ops",result="ok"} 1
+# HELP fusebox_alert_pending Alert notices waiting in the outbox for delivery, by receiver.
+# TYPE fusebox_alert_pending gauge
+fusebox_alert_pending{receiver="chat"} 0
+fusebox_alert_pending{receiver="ops"} 4
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"fusebox_alert_deliveries_total", "fusebox_alert_pending"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.Registry(), "fusebox_alert_delivery_duration_seconds"); n != 2 {
+		t.Errorf("delivery duration series = %d, want 2 (ops, chat)", n)
+	}
+}
+
+func TestEventsAppended(t *testing.T) {
+	m := metrics.New()
+	m.EventAppended("job.transition")
+	m.EventAppended("job.transition")
+	m.EventAppended("host.breaker")
+	for typ, want := range map[string]float64{"job.transition": 2, "host.breaker": 1} {
+		if got := value(t, m.Registry(), "fusebox_events_total", `type="`+typ+`"`); got != want {
+			t.Errorf("events_total{type=%q} = %v, want %v", typ, got, want)
+		}
+	}
 }
 
 func TestSeparateRegistries(t *testing.T) {
@@ -221,11 +293,7 @@ func TestHandler(t *testing.T) {
 // TestLint runs promlint over every fusebox metric (names, units, help).
 func TestLint(t *testing.T) {
 	m := metrics.New()
-	m.JobPlaced("h1")
-	m.ObserveDockerCall("h1", "ping", time.Millisecond, "host")
-	m.BreakerTransition("h1", "closed", "open")
-	m.HostUp("h1", "healthy")
-	m.ObserveHTTPRequest("GET /", 200, time.Millisecond)
+	exerciseAll(m)
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
 		t.Fatal(err)
@@ -261,12 +329,7 @@ func TestAlertRules(t *testing.T) {
 	}
 
 	m := metrics.New()
-	// Make every vector produce a series so that Gather lists it.
-	m.JobPlaced("h")
-	m.ObserveDockerCall("h", "op", time.Millisecond, "host")
-	m.BreakerTransition("h", "closed", "open")
-	m.HostUp("h", "healthy")
-	m.ObserveHTTPRequest("GET /", 200, time.Millisecond)
+	exerciseAll(m) // every vector produces a series, so Gather lists it
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -274,10 +337,18 @@ func TestAlertRules(t *testing.T) {
 	known := map[string]bool{}
 	for _, mf := range mfs {
 		known[mf.GetName()] = true
+		if mf.GetType().String() == "HISTOGRAM" { // its series: name_bucket, name_sum, name_count
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				known[mf.GetName()+suffix] = true
+			}
+		}
 	}
 
 	nameRE := regexp.MustCompile(`fusebox_[a-z_]+`)
-	want := map[string]bool{"FuseboxBreakerOpen": false, "FuseboxAllHostsOut": false, "FuseboxQueueNearlyFull": false, "FuseboxJobsLost": false}
+	want := map[string]bool{
+		"FuseboxBreakerOpen": false, "FuseboxAllHostsOut": false, "FuseboxQueueNearlyFull": false, "FuseboxJobsLost": false,
+		"FuseboxHostDegraded": false, "FuseboxAlertDeliveryFailing": false, "FuseboxAlertOutboxBacklog": false,
+	}
 	for _, g := range doc.Groups {
 		for _, r := range g.Rules {
 			if r.Alert == "" || r.Expr == "" || r.Annotations["summary"] == "" {
