@@ -37,6 +37,7 @@ type Config struct {
 	Retention           time.Duration       `yaml:"retention"` // finished jobs are deleted this long after they end; 0 keeps them
 	Auth                Auth                `yaml:"auth"`
 	API                 API                 `yaml:"api"`
+	Alerts              Alerts              `yaml:"alerts"`
 }
 
 // Auth says who may use the HTTP API. With no tokens the API is open, and
@@ -73,6 +74,28 @@ type API struct {
 type APITLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+}
+
+// Alerts are the operator alerts (breaker open, all hosts out, queue
+// nearly full, host degraded, job lost), sent as Alertmanager webhooks
+// signed per Standard Webhooks to every receiver. With no receivers alerts
+// are still evaluated (and logged), but sent nowhere.
+type Alerts struct {
+	RepeatInterval time.Duration   `yaml:"repeat_interval"` // a still-firing alert is sent again this long after the last time
+	QueueThreshold float64         `yaml:"queue_threshold"` // share of queue.max_queued_jobs that alerts
+	EvalInterval   time.Duration   `yaml:"eval_interval"`   // conditions are checked this often, besides on every event
+	Backoff        time.Duration   `yaml:"backoff"`         // first retry delay of a failed delivery (doubling, full jitter)
+	MaxBackoff     time.Duration   `yaml:"max_backoff"`
+	ExternalURL    string          `yaml:"external_url"` // fusebox's URL as receivers reach it (externalURL, generatorURL); "" = none
+	Receivers      []AlertReceiver `yaml:"receivers"`
+}
+
+// AlertReceiver is one webhook endpoint of the alerts.
+type AlertReceiver struct {
+	Name    string        `yaml:"name"`
+	URL     string        `yaml:"url"`    // http:// or https://
+	Secret  string        `yaml:"secret"` // "whsec_" + base64 of 24 to 64 bytes: the signing key
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Roles lists the valid token roles.
@@ -297,6 +320,13 @@ const (
 
 	APIMaxFollowsPerTokenDefault = 8
 	APIFollowStartTimeoutDefault = 10 * time.Minute
+
+	AlertsRepeatIntervalDefault = 4 * time.Hour
+	AlertsQueueThresholdDefault = 0.8
+	AlertsEvalIntervalDefault   = 5 * time.Second
+	AlertsBackoffDefault        = 1 * time.Second
+	AlertsMaxBackoffDefault     = 5 * time.Minute
+	AlertReceiverTimeoutDefault = 5 * time.Second
 )
 
 // LogLevels are the accepted values of log_level.
@@ -318,6 +348,12 @@ func Default() *Config {
 // address.
 func DefaultHost(name, address string) Host {
 	return Host{Name: name, Address: address, Capacity: HostCapacityDefault, Weight: HostWeightDefault}
+}
+
+// DefaultAlertReceiver returns an alert receiver with every default filled
+// but the name, URL and secret.
+func DefaultAlertReceiver(name, url, secret string) AlertReceiver {
+	return AlertReceiver{Name: name, URL: url, Secret: secret, Timeout: AlertReceiverTimeoutDefault}
 }
 
 // DefaultFailureRate returns the failure-rate settings an empty
@@ -398,6 +434,13 @@ func defaults(env lookupFunc, src *sources) *Config {
 		StopGracePeriod: StopGracePeriodDefault,
 		Retention:       RetentionDefault,
 		API:             API{MaxFollowsPerToken: APIMaxFollowsPerTokenDefault, FollowStartTimeout: APIFollowStartTimeoutDefault},
+		Alerts: Alerts{
+			RepeatInterval: AlertsRepeatIntervalDefault,
+			QueueThreshold: AlertsQueueThresholdDefault,
+			EvalInterval:   AlertsEvalIntervalDefault,
+			Backoff:        AlertsBackoffDefault,
+			MaxBackoff:     AlertsMaxBackoffDefault,
+		},
 	}
 }
 

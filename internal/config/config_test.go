@@ -84,6 +84,8 @@ func TestDefaultsNoFile(t *testing.T) {
 		StopGracePeriod: 10 * time.Second,
 		Retention:       7 * 24 * time.Hour,
 		API:             API{MaxFollowsPerToken: 8, FollowStartTimeout: 10 * time.Minute},
+		Alerts: Alerts{RepeatInterval: 4 * time.Hour, QueueThreshold: 0.8, EvalInterval: 5 * time.Second,
+			Backoff: time.Second, MaxBackoff: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -108,6 +110,7 @@ func TestDefaultFillsEverything(t *testing.T) {
 		"circuit_breaker.failure_rate": true, "circuit_breaker.slow_call": true,
 		"health_check.canary.enabled": true, "health_check.canary.image": true,
 		"api.tls.cert": true, "api.tls.key": true, "api.insecure_http": true,
+		"alerts.external_url": true,
 	}
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {

@@ -134,6 +134,18 @@
 //	  insecure_http: false       # true: plain HTTP beyond loopback (a proxy terminates TLS)
 //	  max_follows_per_token: 8   # log follows one token has open at once (>= 1); the next gets 429
 //	  follow_start_timeout: 10m  # a follow of a job queued or launching this long ends (> 0)
+//	alerts:                      # operator alerts as Alertmanager webhooks, signed per Standard Webhooks
+//	  repeat_interval: 4h        # a still-firing alert is sent again this long after the last time, > 0
+//	  queue_threshold: 0.8       # FuseboxQueueNearlyFull from this share of max_queued_jobs, 0 < x <= 1
+//	  eval_interval: 5s          # conditions are checked this often besides on every event, > 0
+//	  backoff: 1s                # first retry delay of a failed delivery (doubling, full jitter), > 0
+//	  max_backoff: 5m            # >= backoff
+//	  external_url: ""           # fusebox's URL as receivers reach it (externalURL, generatorURL)
+//	  receivers:                 # none: alerts are evaluated and logged, sent nowhere
+//	    - name: ops              # required, unique: letters, digits, _ . -
+//	      url: https://alerts.example.com/fusebox   # http:// or https://
+//	      secret: whsec_...      # "whsec_" + base64 of a 24..64-byte key; in the file only (no variable)
+//	      timeout: 5s            # of one attempt, > 0
 //
 // Durations are Go durations with a unit ("30s", "1m30s", "500ms"); a bare
 // number other than 0 is refused, so that "30" is never read as 30ns.

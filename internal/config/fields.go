@@ -68,9 +68,9 @@ func fieldNames(fs []fieldInfo) []string {
 	return names
 }
 
-// newValue returns a pointer to a new t with its defaults: a host, a
-// failure_rate or slow_call section starts from its defaults, anything else
-// from zero.
+// newValue returns a pointer to a new t with its defaults: a host, an
+// alert receiver, a failure_rate or slow_call section starts from its
+// defaults, anything else from zero.
 func newValue(t reflect.Type) reflect.Value {
 	p := reflect.New(t)
 	switch p := p.Interface().(type) {
@@ -80,6 +80,8 @@ func newValue(t reflect.Type) reflect.Value {
 		*p = DefaultFailureRate()
 	case *SlowCall:
 		*p = DefaultSlowCall()
+	case *AlertReceiver:
+		*p = DefaultAlertReceiver("", "", "")
 	}
 	return p
 }

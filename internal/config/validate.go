@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"net"
@@ -67,6 +68,7 @@ func validate(c *Config, src *sources) []Problem {
 	}
 	v.auth(c)
 	v.api(&c.API)
+	v.alerts(&c.Alerts)
 	return v.probs
 }
 
@@ -359,4 +361,85 @@ func (v *validator) api(a *API) {
 	}
 	v.atLeast("api.max_follows_per_token", a.MaxFollowsPerToken, 1)
 	v.positive("api.follow_start_timeout", a.FollowStartTimeout)
+}
+
+// alertReceiverNameRE is what an alert receiver's name must match (it is a
+// metrics label and an argument of fusebox alerts test).
+var alertReceiverNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// Bounds of an alert receiver's key, in bytes (the Standard Webhooks
+// recommendation; internal/alert checks the same).
+const (
+	alertSecretMinBytes = 24
+	alertSecretMaxBytes = 64
+)
+
+func (v *validator) alerts(a *Alerts) {
+	const p = "alerts."
+	v.positive(p+"repeat_interval", a.RepeatInterval)
+	v.rate(p+"queue_threshold", a.QueueThreshold)
+	v.positive(p+"eval_interval", a.EvalInterval)
+	v.positive(p+"backoff", a.Backoff)
+	v.positive(p+"max_backoff", a.MaxBackoff)
+	v.order(p+"backoff", a.Backoff, p+"max_backoff", a.MaxBackoff)
+	if a.ExternalURL != "" {
+		if msg := checkWebhookURL(a.ExternalURL); msg != "" {
+			v.bad(p+"external_url", "%s", msg)
+		}
+	}
+	names := map[string]int{}
+	for i, r := range a.Receivers {
+		rp := fmt.Sprintf("%sreceivers[%d]", p, i)
+		switch {
+		case r.Name == "":
+			v.bad(rp+".name", "is required (it names the receiver in fusebox alerts and in metrics)")
+		case !alertReceiverNameRE.MatchString(r.Name):
+			v.bad(rp+".name", "must be letters, digits, '_', '.' and '-', starting with a letter or digit (got %q)", r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				v.bad(rp+".name", "duplicate receiver name %q (also alerts.receivers[%d]); names must be unique", r.Name, j)
+			}
+			names[r.Name] = i
+		}
+		if msg := checkWebhookURL(r.URL); msg != "" {
+			v.bad(rp+".url", "%s", msg)
+		}
+		if msg := checkWebhookSecret(r.Secret); msg != "" {
+			v.bad(rp+".secret", "%s", msg)
+		}
+		v.positive(rp+".timeout", r.Timeout)
+	}
+}
+
+// checkWebhookURL says what is wrong with a webhook URL ("" if nothing).
+func checkWebhookURL(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "is required, e.g. https://alerts.example.com/fusebox"
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be an http:// or https:// URL with a host, e.g. https://alerts.example.com/fusebox"
+	}
+	return ""
+}
+
+// checkWebhookSecret says what is wrong with a receiver's signing secret
+// ("" if nothing). It never quotes the secret.
+func checkWebhookSecret(s string) string {
+	const gen = "; generate one with: echo whsec_$(openssl rand -base64 32)"
+	rest, ok := strings.CutPrefix(s, "whsec_")
+	switch {
+	case s == "":
+		return "is required" + gen
+	case !ok:
+		return `must start with "whsec_" (then the key in base64)` + gen
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return `the part after "whsec_" must be base64` + gen
+	}
+	if len(key) < alertSecretMinBytes || len(key) > alertSecretMaxBytes {
+		return fmt.Sprintf("the key must be %d to %d bytes (got %d)%s", alertSecretMinBytes, alertSecretMaxBytes, len(key), gen)
+	}
+	return ""
 }

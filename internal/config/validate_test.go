@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // problemCase is a file with one problem: where it must be reported and what
@@ -180,7 +181,8 @@ func TestUnknownFields(t *testing.T) {
 		{"in the wrong section", "failure_threshold: 3\n", 1, "failure_threshold", "did you mean circuit_breaker.failure_threshold?"},
 		{"host key at top", "capacity: 3\n", 1, "capacity", "did you mean hosts[].capacity?"},
 		{"ambiguous", "jitter: 0.1\n", 1, "jitter", "jitter belongs in one of circuit_breaker.jitter, health_check.jitter, retry.jitter"},
-		{"elsewhere", "timeout: 3s\n", 1, "timeout", "did you mean health_check.timeout?"},
+		{"elsewhere", "timeout: 3s\n", 1, "timeout", "timeout belongs in one of health_check.timeout, alerts.receivers[].timeout"},
+		{"elsewhere, once", "canary:\n  enabled: true\n", 1, "canary", "did you mean health_check.canary?"},
 		{"nothing close", "colour: blue\n", 1, "colour", "unknown field"},
 		{"in tls", "hosts:\n  - name: h1\n    address: tcp://h:1\n    tls:\n      ca_file: /ca.pem\n", 5, "hosts[0].tls.ca_file", "unknown field"},
 		{"in a merged mapping", "x-h: &h\n  capcity: 3\nhosts:\n  - <<: *h\n    name: a\n    address: unix:///a.sock\n", 2, "hosts[0].capcity", "did you mean capacity?"},
@@ -414,5 +416,46 @@ func TestAuthTokens(t *testing.T) {
 	}
 	if len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0].Role != "submit" || c.Auth.Tokens[0].Name != "ci" {
 		t.Fatalf("%+v", c.Auth)
+	}
+}
+
+func TestAlerts(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	src := "alerts:\n  queue_threshold: 1.5\n  backoff: 10m\n  receivers:\n" +
+		"    - name: ops\n      url: https://alerts.example/x\n      secret: " + secret + "\n" +
+		"    - name: ops\n      url: ftp://alerts.example/x\n      secret: MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n" +
+		"    - url: http://h/\n      secret: whsec_c2hvcnQ=\n      timeout: 0s\n" +
+		"    - name: x y\n      url: http://h/\n      secret: whsec_not*base64\n"
+	_, err := Parse("fusebox.yaml", []byte(src), nil)
+	if err == nil {
+		t.Fatal("bad alerts accepted")
+	}
+	for _, want := range []string{
+		"fusebox.yaml:2:20: alerts.queue_threshold: must be more than 0 and at most 1",
+		"fusebox.yaml:3:12: alerts.backoff: must be at most max_backoff (5m) (got 10m)",
+		`fusebox.yaml:8:13: alerts.receivers[1].name: duplicate receiver name "ops" (also alerts.receivers[0])`,
+		"fusebox.yaml:9:12: alerts.receivers[1].url: must be an http:// or https:// URL",
+		`fusebox.yaml:10:15: alerts.receivers[1].secret: must start with "whsec_"`,
+		"alerts.receivers[2].name: is required",
+		"fusebox.yaml:12:15: alerts.receivers[2].secret: the key must be 24 to 64 bytes (got 5)",
+		"fusebox.yaml:13:16: alerts.receivers[2].timeout: must be more than 0",
+		`alerts.receivers[3].name: must be letters, digits`,
+		`alerts.receivers[3].secret: the part after "whsec_" must be base64`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "MfKQ9r8GKYqr") {
+		t.Errorf("a problem quotes a secret:\n%v", err)
+	}
+	good := "alerts:\n  receivers:\n    - name: ops\n      url: https://alerts.example/x\n      secret: " + secret + "\n"
+	c, err := Parse("fusebox.yaml", []byte(good), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AlertReceiver{{Name: "ops", URL: "https://alerts.example/x", Secret: secret, Timeout: AlertReceiverTimeoutDefault}}
+	if !reflect.DeepEqual(c.Alerts.Receivers, want) || c.Alerts.RepeatInterval != 4*time.Hour {
+		t.Fatalf("%+v", c.Alerts)
 	}
 }
