@@ -131,6 +131,32 @@ func (e *env) manager(t testing.TB, opt Options, rs ...Receiver) *Manager {
 	return m
 }
 
+// countObserver counts what it is told.
+type countObserver struct {
+	mu         sync.Mutex
+	ok, failed int
+	pending    map[string]int
+}
+
+func (o *countObserver) Delivered(receiver string, ok bool, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ok {
+		o.ok++
+	} else {
+		o.failed++
+	}
+}
+
+func (o *countObserver) Pending(receiver string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending == nil {
+		o.pending = map[string]int{}
+	}
+	o.pending[receiver] = n
+}
+
 // tlog writes a Manager's log to the test's.
 type tlog struct{ t testing.TB }
 
@@ -363,7 +389,9 @@ func TestRetriedInOrder(t *testing.T) {
 		}
 		return http.StatusNoContent
 	}
-	m := e.manager(t, Options{Breaker: breaker.Settings{ConsecutiveFailures: 2, OpenDuration: 30 * time.Millisecond, Jitter: -1}}, s.receiver("ops"))
+	obs := &countObserver{}
+	m := e.manager(t, Options{Observer: obs, Breaker: breaker.Settings{ConsecutiveFailures: 2, OpenDuration: 30 * time.Millisecond, Jitter: -1}},
+		s.receiver("ops"))
 	names := []string{"h1", "h2", "h9"} // h9 stays healthy: no FuseboxAllHostsOut
 	e.src.set(hosts(names, "h1"))
 	if err := m.Start(context.Background()); err != nil {
@@ -396,6 +424,11 @@ func TestRetriedInOrder(t *testing.T) {
 	if len(evs) != 3 || json.Unmarshal(evs[0].Data, &ad) != nil || ad.Attempts != 4 {
 		t.Fatalf("first alert.delivery %s; want attempts 4", evs[0].Data)
 	}
+	waitFor(t, "the observer", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.ok == 3 && obs.failed == 3 && obs.pending["ops"] == 0
+	})
 	rs, err := m.Receivers(t.Context())
 	if err != nil || len(rs) != 1 || rs[0].Pending != 0 || !strings.HasPrefix(rs[0].LastError, "HTTP 500") ||
 		rs[0].LastDeliveredAt.IsZero() || rs[0].LastErrorAt.IsZero() || rs[0].Name != "ops" {
