@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -285,6 +286,15 @@ func (m *Manager) Start(ctx context.Context) error {
 	cursor, err := m.st.AlertCursor(ctx)
 	if err != nil {
 		return fmt.Errorf("alert: start: %w", err)
+	}
+	if stats, err := m.st.AlertReceiverStats(ctx); err == nil {
+		for _, st := range stats {
+			known := slices.ContainsFunc(m.recv, func(r *receiver) bool { return r.Name == st.Receiver })
+			if !known && st.Pending > 0 {
+				m.log.Warn("alerts: notices wait in the outbox for a receiver that is no longer configured; configure it again to deliver them",
+					"receiver", st.Receiver, "pending", st.Pending)
+			}
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -488,6 +488,29 @@ func TestRestartDeliversPending(t *testing.T) {
 	}
 }
 
+// TestDeadReceiverHoldsUpOnlyItself: a receiver that never answers does
+// not delay another's deliveries.
+func TestDeadReceiverHoldsUpOnlyItself(t *testing.T) {
+	e := newEnv(t)
+	dead, live := newSink(t), newSink(t)
+	dead.setDown(true)
+	names := []string{"h1", "h2", "h3", "h9"}
+	e.start(t, Options{}, dead.receiver("dead"), live.receiver("live"))
+	for i, h := range names[:3] {
+		e.src.set(hosts(names, h))
+		waitFor(t, "delivered to live", func() bool { return len(live.ok()) == 2*i+1 })
+		e.src.set(hosts(names))
+		waitFor(t, "delivered to live", func() bool { return len(live.ok()) == 2*i+2 })
+	}
+	if n := len(dead.ok()); n != 0 {
+		t.Fatalf("the dead receiver got %d", n)
+	}
+	waitFor(t, "six pending for dead, none for live", func() bool {
+		st, _ := e.db.AlertReceiverStats(t.Context())
+		return len(st) == 2 && st[0].Receiver == "dead" && st[0].Pending == 6 && st[0].LastError != "" && st[1].Pending == 0
+	})
+}
+
 // TestRepeatInterval: a still-firing alert is sent again each repeat
 // interval, with a new webhook-id and the same fingerprint and start.
 func TestRepeatInterval(t *testing.T) {

@@ -67,7 +67,10 @@
 // While the breaker is open the goroutine waits for it instead of calling.
 // A dead receiver holds up nothing but its own goroutine; nothing is ever
 // dropped, and a Manager started on the same store after a stop or a crash
-// delivers what is pending.
+// delivers what is pending. A receiver added to the configuration gets the
+// changes from then on (and the firing alerts at their next repeat); the
+// notices of one removed wait in the outbox, logged at start, until it is
+// configured again.
 //
 // Delivery is at least once: a receiver sees a webhook-id twice only when
 // it answered 2xx and fusebox stopped before the store recorded that. A
