@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -207,75 +208,61 @@ func (a *app) submit(ctx context.Context, f *runFlags, spec job.Spec) error {
 }
 
 // follow shows a job's progress on stderr and its output on stdout and
-// stderr until it ends, and returns it as it ended.
+// stderr until it ends, and returns it as it ended. Both ride streams: the
+// job's transitions come from the event stream as they are committed, and
+// its output from a log follow opened when it first runs, which the server
+// ends when the job ends.
 func (a *app) follow(ctx context.Context, c *apiclient.Client, j *job.Job) (*job.Job, error) {
-	type result struct {
-		j   *job.Job
-		err error
-	}
-	running := make(chan int, 64) // attempts seen running
-	done := make(chan result, 1)
-	go func() {
-		fj, err := c.WaitTransitions(ctx, j.ID, func(t job.Transition) {
-			fmt.Fprintf(a.stderr, "fusebox: %s %s\n", j.ID, describeTransition(t))
-			if t.To == job.StateRunning {
-				select {
-				case running <- t.Attempt:
-				default:
-				}
-			}
-		})
-		done <- result{fj, err}
-	}()
-
-	followed := 0 // the last attempt whose output was streamed
 	streamOutput := a.output != "json"
-	for {
-		select {
-		case attempt := <-running:
-			if !streamOutput || attempt <= followed {
-				continue
-			}
-			followed = attempt
-			if err := c.FollowLogs(ctx, j.ID, a.stdout, a.stderr); err != nil && ctx.Err() == nil {
-				var ae *apiclient.Error
-				if errors.As(err, &ae) && ae.Code == api.CodeTooManyFollows {
-					// Nothing was streamed: the collected output is shown at the end.
-					followed = attempt - 1
-					fmt.Fprintf(a.stderr, "fusebox: %s: %v; its output is shown when it ends\n", j.ID, err)
-					continue
-				}
+	var logs sync.WaitGroup
+	defer logs.Wait()
+	following := false
+	streamed := true // the output was shown as it came (false: show what was collected at the end)
+	fj, err := c.WaitTransitions(ctx, j.ID, func(t job.Transition) {
+		fmt.Fprintf(a.stderr, "fusebox: %s %s\n", j.ID, describeTransition(t))
+		if t.To != job.StateRunning || !streamOutput || following {
+			return
+		}
+		following = true
+		logs.Go(func() {
+			// The server streams every attempt's output and ends with the job.
+			err := c.FollowLogs(ctx, j.ID, a.stdout, a.stderr)
+			var ae *apiclient.Error
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.As(err, &ae) && ae.Code == api.CodeTooManyFollows:
+				streamed = false // nothing was streamed: shown when it ends
+				fmt.Fprintf(a.stderr, "fusebox: %s: %v; its output is shown when it ends\n", j.ID, err)
+			default:
 				fmt.Fprintf(a.stderr, "fusebox: %s: %v\n", j.ID, err)
 			}
-		case r := <-done:
-			if r.err != nil {
-				if ctx.Err() != nil {
-					return nil, &codeError{code: exitCancelled, err: fmt.Errorf("stopped waiting; job %s goes on (cancel it with 'fusebox cancel %s')", j.ID, j.ID)}
-				}
-				return nil, &codeError{code: exitCantRun, err: fmt.Errorf("waiting for job %s: %w", j.ID, r.err)}
-			}
-			fj := r.j
-			if streamOutput && followed < fj.Attempt {
-				// It ran between two polls: show what was collected.
-				logs, err := c.Logs(ctx, j.ID)
-				var ae *apiclient.Error
-				switch {
-				case err == nil:
-					a.stdout.Write(logs.Stdout)
-					a.stderr.Write(logs.Stderr)
-				case errors.As(err, &ae) && ae.Code == api.CodeNoLogs:
-				default:
-					fmt.Fprintf(a.stderr, "fusebox: %s: %v\n", j.ID, err)
-				}
-			}
-			if a.output == "json" {
-				if err := a.printJSON(fj); err != nil {
-					return nil, err
-				}
-			}
-			return fj, nil
+		})
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &codeError{code: exitCancelled, err: fmt.Errorf("stopped waiting; job %s goes on (cancel it with 'fusebox cancel %s')", j.ID, j.ID)}
+		}
+		return nil, &codeError{code: exitCantRun, err: fmt.Errorf("waiting for job %s: %w", j.ID, err)}
+	}
+	logs.Wait()
+	if streamOutput && following && !streamed {
+		out, err := c.Logs(ctx, j.ID)
+		var ae *apiclient.Error
+		switch {
+		case err == nil:
+			a.stdout.Write(out.Stdout)
+			a.stderr.Write(out.Stderr)
+		case errors.As(err, &ae) && ae.Code == api.CodeNoLogs:
+		default:
+			fmt.Fprintf(a.stderr, "fusebox: %s: %v\n", j.ID, err)
 		}
 	}
+	if a.output == "json" {
+		if err := a.printJSON(fj); err != nil {
+			return nil, err
+		}
+	}
+	return fj, nil
 }
 
 // describeTransition says what happened in t, for people:

@@ -212,6 +212,7 @@ func TestEventsHeartbeat(t *testing.T) {
 
 // TestEventsDisabled: a server without SetEvents answers 404.
 func TestEventsDisabled(t *testing.T) {
-	e := apitest.Start(t, api.Config{})
-	wantStatus(t, do(t, "GET", e.URL+"/v1/events", ""), 404, api.CodeNoRoute)
+	srv := httptest.NewServer(api.New(api.Config{}, apitest.NewService(), apitest.NewFleet(), nil, nil).Handler())
+	defer srv.Close()
+	wantStatus(t, do(t, "GET", srv.URL+"/v1/events", ""), 404, api.CodeNoRoute)
 }

@@ -1,8 +1,8 @@
 // Package apiclient is the Go client of fusebox's HTTP API, used by the CLI
 // and by end-to-end tests. It has one method per endpoint, a Wait that
-// polls a job until it ends, and turns every error the server answers into
-// an *Error that errors.Is matches against the job package's sentinels
-// (job.ErrNotFound, job.ErrQueueFull, ...). It speaks http:// and https://;
+// follows a job on the event stream until it ends, and turns every error
+// the server answers into an *Error that errors.Is matches against the job
+// package's sentinels (job.ErrNotFound, job.ErrQueueFull, ...). It speaks http:// and https://;
 // TrustCAFile verifies an https server against a CA file (what the CLI's
 // --cacert and FUSEBOX_CACERT name).
 //
@@ -42,9 +42,11 @@ const EnvCACert = "FUSEBOX_CACERT"
 
 // Defaults of Client.
 const (
-	TimeoutDefault         = 30 * time.Second
-	PollIntervalDefault    = 250 * time.Millisecond
-	MaxPollIntervalDefault = time.Second
+	TimeoutDefault = 30 * time.Second
+	// RetryWaitDefault is the first wait before a request that may succeed
+	// later (a server restarting, a stream cut) is tried again; it doubles
+	// up to five seconds.
+	RetryWaitDefault = 250 * time.Millisecond
 )
 
 // Client talks to one fusebox server. Its fields may be changed before the
@@ -57,10 +59,6 @@ type Client struct {
 	// Timeout bounds each request but log follows (TimeoutDefault if 0;
 	// negative: no bound beyond the context).
 	Timeout time.Duration
-	// PollInterval is Wait's first interval between polls; it grows to
-	// MaxPollInterval while nothing changes.
-	PollInterval    time.Duration
-	MaxPollInterval time.Duration
 }
 
 // New returns a client of the server at baseURL, sending token (if not "")

@@ -31,7 +31,6 @@ func start(t *testing.T, cfg api.Config) (*apitest.Env, *apiclient.Client) {
 	t.Helper()
 	e := apitest.Start(t, cfg, hosts...)
 	c := apiclient.New(e.URL+"/", "")
-	c.PollInterval, c.MaxPollInterval = 5*time.Millisecond, 20*time.Millisecond
 	return e, c
 }
 
@@ -205,9 +204,9 @@ func TestFollowLogsAndWait(t *testing.T) {
 	var seen []string
 	waited := make(chan *job.Job, 1)
 	go func() {
-		fj, err := c.Wait(ctx, j.ID, func(j *job.Job) {
+		fj, err := c.WaitTransitions(ctx, j.ID, func(t job.Transition) {
 			mu.Lock()
-			seen = append(seen, string(j.State)+"@"+j.Host)
+			seen = append(seen, string(t.To)+"@"+t.Host)
 			mu.Unlock()
 		})
 		if err != nil {
@@ -238,12 +237,12 @@ func TestFollowLogsAndWait(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	// Polls may miss states in between; the last one is always seen.
-	if len(seen) == 0 || seen[len(seen)-1] != "failed@h1" {
-		t.Errorf("changes seen: %v", seen)
+	// Following the job's events, every transition is seen once, in order.
+	if got := strings.Join(seen, ">"); got != "queued@>launching@h1>running@h1>failed@h1" {
+		t.Errorf("transitions seen while waiting: %s", got)
 	}
 
-	// WaitTransitions sees every transition, even those between polls.
+	// Of a job that has ended, its transitions are all reported too.
 	var path []string
 	if _, err := c.WaitTransitions(ctx, j.ID, func(tr job.Transition) { path = append(path, string(tr.To)) }); err != nil {
 		t.Fatal(err)
@@ -291,8 +290,7 @@ func TestWaitRetriesServerErrors(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := apiclient.New(srv.URL, "")
-	c.PollInterval = time.Millisecond
-	j, err := c.Wait(context.Background(), "j1", nil)
+	j, err := c.Wait(context.Background(), "j1")
 	if err != nil || j.State != job.StateSucceeded {
 		t.Fatalf("Wait: %+v %v", j, err)
 	}
@@ -303,7 +301,7 @@ func TestWaitRetriesServerErrors(t *testing.T) {
 		w.Write([]byte(`{"job":{"id":"j1","state":"running"},"transitions":[],"attempts":[]}`))
 	}))
 	defer never.Close()
-	if _, err := apiclient.New(never.URL, "").Wait(ctx, "j1", nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := apiclient.New(never.URL, "").Wait(ctx, "j1"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait past its context: %v", err)
 	}
 }

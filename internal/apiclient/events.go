@@ -56,7 +56,7 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(event.Event
 		q.Set("since", p.Since)
 	}
 	var last int64 = -1 // the last event seen
-	wait := PollIntervalDefault
+	wait := RetryWaitDefault
 	for {
 		got, done, err := c.eventStream(ctx, q, last, func(ev event.Event) error {
 			last = ev.Seq
@@ -71,7 +71,7 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(event.Event
 			return err
 		}
 		if got {
-			wait = PollIntervalDefault // it was working: reconnect at once-ish
+			wait = RetryWaitDefault // it was working: reconnect at once-ish
 		}
 		t := time.NewTimer(wait)
 		select {

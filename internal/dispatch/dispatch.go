@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
@@ -45,7 +46,20 @@ type Config struct {
 	Retention      time.Duration // finished jobs (transitions, attempts, logs) are deleted this long after they end; 0 keeps them forever (no default here: the config file's is 7 days)
 	Logger         *slog.Logger
 	Hooks          Hooks
+	// Events wakes FollowLogs when the job it follows changes (the event
+	// bus, fed by the store's commits). Nil: FollowLogs looks at the job
+	// every FollowPollInterval instead.
+	Events JobEvents
 }
+
+// JobEvents follows the event log: *event.Bus is one.
+type JobEvents interface {
+	Subscribe(f event.Filter, afterSeq int64) *event.Subscription
+}
+
+// FollowPollInterval is how often FollowLogs looks at its job without
+// Config.Events.
+const FollowPollInterval = 250 * time.Millisecond
 
 // Hooks let the owner observe the dispatcher (metrics, alerts). Each may be
 // nil and must not block.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fusebox/internal/engine"
+	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
@@ -145,9 +146,12 @@ func (d *Dispatcher) Logs(ctx context.Context, id string) (job.Logs, error) {
 // job is queued or launching, streams from the container while it runs
 // (the stream's opening passes the host's call limiter, in the logs lane),
 // streams the next attempt's container after a failover, and returns once
-// the job has ended. A job that has already ended gets its stored output.
+// the job has ended: woken by the job's own events, it sees each change as
+// it is committed. A job that has already ended gets its stored output.
 // The caller bounds how long it waits for a job that does not start.
 func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	w := d.watchJob(id)
+	defer w.stop()
 	streamed := 0 // the attempt whose output was streamed
 	for {
 		j, err := d.store.JobGetByID(ctx, id)
@@ -184,12 +188,66 @@ func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr i
 				if !errors.Is(err, engine.ErrNotFound) {
 					d.log.Debug("follow logs", "job", id, "err", err)
 				}
+				// The stream broke while the job runs: look again soon,
+				// whether or not the job changes.
+				if !sleepCtx(ctx, FollowPollInterval) {
+					return ctx.Err()
+				}
+				continue
 			}
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if err := w.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// jobWatch wakes a follower of one job: on each of its committed events
+// (Config.Events), or every FollowPollInterval without them.
+type jobWatch struct {
+	sub  *event.Subscription
+	tick *time.Ticker
+}
+
+// watchJob starts watching job id. It subscribes before the caller first
+// reads the job, so no change after that read is missed.
+func (d *Dispatcher) watchJob(id string) jobWatch {
+	if d.cfg.Events == nil {
+		return jobWatch{tick: time.NewTicker(FollowPollInterval)}
+	}
+	return jobWatch{sub: d.cfg.Events.Subscribe(event.Filter{JobID: id, Types: []string{event.TypeJobTransition}}, event.FromNow)}
+}
+
+// wait returns when the job may have changed, or with ctx's error.
+func (w jobWatch) wait(ctx context.Context) error {
+	if w.tick != nil {
+		select {
+		case <-w.tick.C:
+			return nil
+		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	select {
+	case _, ok := <-w.sub.C():
+		if !ok {
+			return errors.New("dispatch: the event stream stopped")
+		}
+		for range len(w.sub.C()) { // one look covers every event already here
+			<-w.sub.C()
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w jobWatch) stop() {
+	if w.tick != nil {
+		w.tick.Stop()
+		return
+	}
+	w.sub.Close()
 }
 
 // QueueStats counts jobs by state.

@@ -151,7 +151,7 @@ func TestQueueFullOverHTTP(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for _, j := range jobs {
-		final, err := api.Wait(wctx, j.ID, nil)
+		final, err := api.Wait(wctx, j.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { enginetest.Main(m) }
 
 // buildFusebox compiles the fusebox command into dir.
-func buildFusebox(t *testing.T, dir string) string {
+func buildFusebox(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "fusebox")
 	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/fusebox")
@@ -31,7 +31,7 @@ func buildFusebox(t *testing.T, dir string) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +48,7 @@ type process struct {
 	done chan struct{} // closed when it exits
 }
 
-func startServe(t *testing.T, bin, cfgPath, logPath string) *process {
+func startServe(t testing.TB, bin, cfgPath, logPath string) *process {
 	t.Helper()
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -66,7 +66,7 @@ func startServe(t *testing.T, bin, cfgPath, logPath string) *process {
 	return p
 }
 
-func waitHealthy(t *testing.T, p *process, c *apiclient.Client) {
+func waitHealthy(t testing.TB, p *process, c *apiclient.Client) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for c.Health(context.Background()) != nil {

@@ -66,7 +66,7 @@ func TestEventsOfJobs(t *testing.T) {
 		ids = append(ids, j.ID)
 	}
 	for _, id := range ids {
-		j, err := c.Wait(ctx, id, nil)
+		j, err := c.Wait(ctx, id)
 		if err != nil || j.State != job.StateSucceeded {
 			t.Fatalf("job %s: %v %v", id, j, err)
 		}

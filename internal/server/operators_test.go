@@ -96,7 +96,7 @@ auth:
 		if err != nil {
 			t.Fatal(err)
 		}
-		final, err := c.Wait(wctx, j.ID, nil)
+		final, err := c.Wait(wctx, j.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -163,7 +163,7 @@ func TestServeTLS(t *testing.T) {
 	if err := c.FollowLogs(ctx, j.ID, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if final, err := c.Wait(ctx, j.ID, nil); err != nil || final.State != job.StateSucceeded || out.String() != "over tls\n" {
+	if final, err := c.Wait(ctx, j.ID); err != nil || final.State != job.StateSucceeded || out.String() != "over tls\n" {
 		t.Fatalf("job over TLS: %+v, %v, output %q", final, err, out.String())
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"fusebox/internal/api"
+	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/metrics"
@@ -35,13 +36,14 @@ type Env struct {
 	Metrics *metrics.Metrics
 }
 
-// Start serves an api.Server for cfg over a new Service and a Fleet of
-// hosts, until the test ends.
+// Start serves an api.Server for cfg over a new Service (also its event
+// stream: the jobs' transitions) and a Fleet of hosts, until the test ends.
 func Start(t testing.TB, cfg api.Config, hosts ...fleet.HostStatus) *Env {
 	t.Helper()
 	e := &Env{Svc: NewService(), Fleet: NewFleet(hosts...), Metrics: metrics.New()}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := api.New(cfg, e.Svc, e.Fleet, e.Metrics, logger)
+	srv.SetEvents(e.Svc.Events())
 	e.Server = httptest.NewServer(srv.Handler())
 	e.URL = e.Server.URL
 	t.Cleanup(func() {
@@ -63,6 +65,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	seq     int
+	events  []event.Event // the job.transition events, Seq 1, 2, ...
 	jobs    map[string]*entry
 	order   []string      // ids, oldest first
 	changed chan struct{} // closed and replaced on every change
@@ -140,6 +143,7 @@ func (s *Service) Submit(ctx context.Context, spec job.Spec) (*job.Job, bool, er
 	e := &entry{j: job.Job{ID: fmt.Sprintf("j%04d", s.seq), Spec: spec, State: job.StateQueued,
 		Reason: "submitted", CreatedAt: now, UpdatedAt: now}}
 	e.transitions = []job.Transition{{JobID: e.j.ID, Seq: 1, To: job.StateQueued, Reason: "submitted", At: now}}
+	s.appendTransitionLocked(e.transitions[0], "")
 	s.jobs[e.j.ID] = e
 	s.order = append(s.order, e.j.ID)
 	s.notify()
@@ -151,6 +155,87 @@ func (s *Service) Submit(ctx context.Context, spec job.Spec) (*job.Job, bool, er
 	}
 	return &cp, false, nil
 }
+
+// appendTransitionLocked appends t's job.transition event; s.mu is held.
+func (s *Service) appendTransitionLocked(t job.Transition, outcome string) {
+	s.events = append(s.events, event.Event{Seq: int64(len(s.events) + 1), At: t.At, Type: event.TypeJobTransition,
+		JobID: t.JobID, Host: t.Host, Attempt: t.Attempt,
+		Data: event.MarshalData(event.JobTransition{From: string(t.From), To: string(t.To), Reason: t.Reason, Outcome: outcome})})
+}
+
+// Events returns the Service's event stream: its jobs' transitions.
+func (s *Service) Events() api.Events { return serviceEvents{s} }
+
+type serviceEvents struct{ s *Service }
+
+func (e serviceEvents) List(_ context.Context, p event.ListParams) ([]event.Event, error) {
+	s := e.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listLocked(p), nil
+}
+
+func (s *Service) listLocked(p event.ListParams) []event.Event {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []event.Event
+	for _, ev := range s.events[min(max(p.AfterSeq, 0), int64(len(s.events))):] {
+		if p.Match(ev) {
+			if out = append(out, ev); len(out) == limit {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Subscribe follows the events matching f after afterSeq (event.FromNow:
+// the newest) until it is closed or the Service is.
+func (e serviceEvents) Subscribe(f event.Filter, afterSeq int64) api.EventSubscription {
+	s := e.s
+	sub := &subscription{c: make(chan event.Event), done: make(chan struct{})}
+	s.mu.Lock()
+	if afterSeq == event.FromNow {
+		afterSeq = int64(len(s.events))
+	}
+	s.mu.Unlock()
+	go func() {
+		defer close(sub.c)
+		for {
+			s.mu.Lock()
+			evs := s.listLocked(event.ListParams{AfterSeq: afterSeq, Filter: f, Limit: len(s.events) + 1})
+			afterSeq = int64(len(s.events))
+			changed := s.changed
+			s.mu.Unlock()
+			for _, ev := range evs {
+				select {
+				case sub.c <- ev:
+				case <-sub.done:
+					return
+				}
+			}
+			select {
+			case <-changed:
+			case <-sub.done:
+				return
+			case <-s.closed:
+				return
+			}
+		}
+	}()
+	return sub
+}
+
+type subscription struct {
+	c    chan event.Event
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *subscription) C() <-chan event.Event { return s.c }
+func (s *subscription) Close()                { s.once.Do(func() { close(s.done) }) }
 
 func (s *Service) countLocked(st job.State) int {
 	n := 0
@@ -373,6 +458,11 @@ func (s *Service) moveLocked(e *entry, to job.State, reason, host string) {
 	e.j.State, e.j.Reason, e.j.UpdatedAt = to, reason, now
 	e.transitions = append(e.transitions, job.Transition{JobID: e.j.ID, Seq: int64(len(e.transitions) + 1),
 		From: from, To: to, Reason: reason, Host: e.j.Host, Attempt: e.j.Attempt, At: now})
+	outcome := ""
+	if n := len(e.attempts); n > 0 && (from == job.StateLaunching || from == job.StateRunning) && to != job.StateRunning {
+		outcome = e.attempts[n-1].Outcome
+	}
+	s.appendTransitionLocked(e.transitions[len(e.transitions)-1], outcome)
 	s.notify()
 }
 
