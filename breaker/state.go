@@ -1,6 +1,9 @@
 package breaker
 
-import "strconv"
+import (
+	"errors"
+	"strconv"
+)
 
 // State is the state of a Breaker. The first three are driven by the trip
 // rules; the last three are set by an operator (Isolate, Disable,
@@ -43,6 +46,27 @@ func (s State) String() string {
 		return stateNames[s]
 	}
 	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText encodes s as its name, so that it travels in JSON and YAML
+// as "half-open", not as a number.
+func (s State) MarshalText() ([]byte, error) {
+	if s >= numStates {
+		return nil, errors.New("breaker: cannot encode unknown " + s.String())
+	}
+	return []byte(stateNames[s]), nil
+}
+
+// UnmarshalText reads a name written by MarshalText.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, name := range stateNames {
+		if name == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return errors.New("breaker: unknown state " + strconv.Quote(string(b)) +
+		": want closed, open, half-open, forced-open, disabled or metrics-only")
 }
 
 // Manual reports whether s is one of the states set by an operator
