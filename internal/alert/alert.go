@@ -24,6 +24,7 @@ const (
 	RepeatIntervalDefault = 4 * time.Hour
 	QueueThresholdDefault = 0.8
 	EvalIntervalDefault   = 5 * time.Second
+	DegradedForDefault    = time.Minute // as a Prometheus rule's "for:": a host passes through degraded on its way out and back
 	BackoffDefault        = time.Second
 	MaxBackoffDefault     = 5 * time.Minute
 	TimeoutDefault        = 5 * time.Second // of one delivery attempt
@@ -49,6 +50,7 @@ type Options struct {
 	RepeatInterval time.Duration // a still-firing alert is sent again this long after it was last sent; default 4h
 	QueueThreshold float64       // share of max queued jobs that alerts; default 0.8
 	EvalInterval   time.Duration // how often conditions are re-checked besides events; default 5s
+	DegradedFor    time.Duration // a host must stay degraded this long before FuseboxHostDegraded fires; default 1m, negative: at once
 	Backoff        time.Duration // first retry delay of a delivery; exponential with full jitter; default 1s
 	MaxBackoff     time.Duration // cap of the retry delay; default 5m
 	Breaker        breaker.Settings
@@ -203,6 +205,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueueThreshold == 0 {
 		o.QueueThreshold = QueueThresholdDefault
+	}
+	if o.DegradedFor == 0 {
+		o.DegradedFor = DegradedForDefault
 	}
 	if o.EvalInterval == 0 {
 		o.EvalInterval = EvalIntervalDefault

@@ -829,3 +829,45 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// TestDegradedMustLast: FuseboxHostDegraded fires only once the host has
+// been degraded for DegradedFor, dated from when it began; a host that
+// passes through degraded and out again never fires it.
+func TestDegradedMustLast(t *testing.T) {
+	e := &evaluator{m: &Manager{opt: Options{DegradedFor: time.Minute}}}
+	degraded := Snapshot{Hosts: []HostSnapshot{{Name: "a", State: fleet.HostDegraded}, {Name: "b", State: fleet.HostUnavailable, Breaker: breaker.StateOpen}}}
+	names := func(ws map[string]want) []string {
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.labels[LabelAlertName])
+		}
+		slices.Sort(out)
+		return out
+	}
+	t0 := time.Now()
+	at := func(d time.Duration, snap Snapshot) map[string]want {
+		ws := evaluate(snap, 0.8)
+		e.hold(ws, nil, t0.Add(d))
+		return ws
+	}
+	if got := names(at(0, degraded)); !slices.Equal(got, []string{NameBreakerOpen}) {
+		t.Fatalf("at once: %v; want only the breaker alert", got)
+	}
+	if got := names(at(59*time.Second, degraded)); !slices.Equal(got, []string{NameBreakerOpen}) {
+		t.Fatalf("after 59s: %v", got)
+	}
+	ws := at(time.Minute, degraded)
+	if got := names(ws); !slices.Equal(got, []string{NameBreakerOpen, NameHostDegraded}) {
+		t.Fatalf("after 1m: %v", got)
+	}
+	for _, w := range ws {
+		if w.labels[LabelAlertName] == NameHostDegraded && !w.since.Equal(t0) {
+			t.Errorf("degraded alert dated %v, want when it began (%v)", w.since, t0)
+		}
+	}
+	// Out and back in: the clock starts again.
+	at(2*time.Minute, Snapshot{Hosts: []HostSnapshot{{Name: "a", State: fleet.HostHealthy}}})
+	if got := names(at(2*time.Minute+30*time.Second, degraded)); !slices.Equal(got, []string{NameBreakerOpen}) {
+		t.Fatalf("30s into a second spell: %v", got)
+	}
+}

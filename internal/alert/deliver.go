@@ -241,6 +241,10 @@ func (m *Manager) observePending(ctx context.Context, name string) {
 	m.opt.Observer.Pending(name, n)
 }
 
+// ErrUnknownReceiver is wrapped by Test's error for a receiver name that is
+// not configured.
+var ErrUnknownReceiver = errors.New("unknown receiver")
+
 // TestResult is the outcome of sending a test alert to one receiver.
 type TestResult struct {
 	Receiver  string
@@ -251,8 +255,9 @@ type TestResult struct {
 }
 
 // Test sends a test alert (FuseboxTest, severity info, firing) to the
-// receiver named name, or to every receiver when it is "", now: signed as every delivery, but
-// directly, not through the outbox or the breaker, and recorded nowhere.
+// receiver named name, or to every receiver when it is "", now: signed as
+// every delivery, but directly, not through the outbox or the breaker, and
+// recorded nowhere.
 // It returns one result per receiver, in configuration order; an unknown
 // receiver is an error.
 func (m *Manager) Test(ctx context.Context, name string) ([]TestResult, error) {
@@ -268,9 +273,9 @@ func (m *Manager) Test(ctx context.Context, name string) ([]TestResult, error) {
 			names = append(names, r.Name)
 		}
 		if len(names) == 0 {
-			return nil, fmt.Errorf("alert: test: unknown receiver %q: no receivers are configured (alerts.receivers)", name)
+			return nil, fmt.Errorf("alert: test: %w %q: no receivers are configured (alerts.receivers)", ErrUnknownReceiver, name)
 		}
-		return nil, fmt.Errorf("alert: test: unknown receiver %q (receivers: %s)", name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("alert: test: %w %q (receivers: %s)", ErrUnknownReceiver, name, strings.Join(names, ", "))
 	}
 	out := make([]TestResult, len(targets))
 	var wg sync.WaitGroup

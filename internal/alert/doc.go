@@ -12,7 +12,8 @@
 //	                                        open: an isolate is the operator's choice); resolved when it closes
 //	FuseboxAllHostsOut     -      critical  there are hosts and none is healthy or degraded
 //	FuseboxQueueNearlyFull -      warning   queued jobs >= queue_threshold × max_queued_jobs
-//	FuseboxHostDegraded    host   warning   the host is degraded
+//	FuseboxHostDegraded    host   warning   the host has been degraded for DegradedFor (1m): a host
+//	                                        passes through degraded on its way out and back
 //	FuseboxJobLost         job_id warning   a job reached state lost; it fires once and resolves by
 //	                       (host)           itself JobLostResolveTimeout (5m) after, as Alertmanager's
 //	                                        resolve_timeout does: a lost job stays lost

@@ -31,6 +31,10 @@ type evaluator struct {
 	lastWrite time.Time     // of the cursor
 	lastPass  time.Time     // when the last pass began
 	lost      []event.Event // transitions to lost not yet enqueued
+	// pending holds, by fingerprint, since when the condition of an alert
+	// that must hold for a while (FuseboxHostDegraded: DegradedFor) has
+	// held without firing yet.
+	pending map[string]time.Time
 }
 
 func (e *evaluator) run(ctx context.Context) {
@@ -86,6 +90,40 @@ func (e *evaluator) take(ev event.Event) {
 	}
 }
 
+// hold removes from wants the alerts whose condition must hold for a while
+// before they fire (FuseboxHostDegraded: a host passes through degraded on
+// its way out and back in), until it has, and then dates them from when it
+// began.
+func (e *evaluator) hold(wants map[string]want, states map[string]store.AlertState, now time.Time) {
+	if e.pending == nil {
+		e.pending = map[string]time.Time{}
+	}
+	for fp := range e.pending {
+		if _, ok := wants[fp]; !ok {
+			delete(e.pending, fp) // the condition ended before it fired
+		}
+	}
+	for fp, w := range wants {
+		if w.labels[LabelAlertName] != NameHostDegraded || e.m.opt.DegradedFor <= 0 {
+			continue
+		}
+		if s, ok := states[fp]; ok && s.Status == store.AlertFiring {
+			continue
+		}
+		since, ok := e.pending[fp]
+		if !ok {
+			e.pending[fp], since = now, now
+		}
+		if now.Sub(since) < e.m.opt.DegradedFor {
+			delete(wants, fp)
+			continue
+		}
+		delete(e.pending, fp)
+		w.since = since
+		wants[fp] = w
+	}
+}
+
 // pass evaluates every alert once and enqueues the changes with the
 // cursor, in one transaction.
 func (e *evaluator) pass(ctx context.Context) {
@@ -126,11 +164,16 @@ func (e *evaluator) pass(ctx context.Context) {
 		}
 	} else {
 		wants := evaluate(snap, m.opt.QueueThreshold)
+		e.hold(wants, states, now)
 		for fp, w := range wants {
 			if s, ok := states[fp]; ok && s.Status == store.AlertFiring {
 				repeat(s, w.annotations)
 			} else {
-				changed[fp] = firing(w, now)
+				s := firing(w, now)
+				if !w.since.IsZero() {
+					s.StartsAt = w.since
+				}
+				changed[fp] = s
 			}
 		}
 		for fp, s := range states {

@@ -52,6 +52,7 @@ var levelAlerts = map[string]bool{
 // want is an alert whose condition holds now.
 type want struct {
 	labels, annotations map[string]string
+	since               time.Time // when the condition began, if known (else: now)
 }
 
 // evaluate returns the level alerts whose condition holds in snap, by

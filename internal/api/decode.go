@@ -160,3 +160,33 @@ func jsonType(t reflect.Type) string {
 	}
 	return "a " + t.String()
 }
+
+// decodeObject reads an optional JSON object body into v: no body leaves v
+// as it is. Unknown fields, a member of the wrong type and anything after
+// the object are refused naming the member, with example (the shape of the
+// body) in the message. A body over the limit returns the reader's
+// *http.MaxBytesError.
+func decodeObject(r io.Reader, v any, example string) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil // no body
+		case errors.As(err, &mbe):
+			return err
+		case errors.As(err, &te) && te.Field != "":
+			return badRequest(te.Field, "must be %s (got %s); the body is %s", jsonType(te.Type), te.Value, example)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return badRequest(f, "unknown field; the body is %s", example)
+		}
+		return badRequest("", "request body must be a JSON object such as %s: %v", example, err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return badRequest("", "request body must hold one JSON object and nothing after it")
+	}
+	return nil
+}

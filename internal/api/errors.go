@@ -92,6 +92,8 @@ func (s *Server) errorResponse(err error) (int, ErrorResponse) {
 		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeNotFound}
 	case errors.Is(err, ErrHostNotFound):
 		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeHostNotFound}
+	case errors.Is(err, ErrReceiverNotFound):
+		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeReceiverNotFound}
 	case errors.Is(err, job.ErrQueueFull):
 		return http.StatusTooManyRequests, ErrorResponse{Error: err.Error(), Code: CodeQueueFull}
 	case errors.Is(err, job.ErrDuplicate):

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,26 +79,8 @@ func (s *Server) hostAction(action string) http.HandlerFunc {
 // HostActionRequest.
 func decodeHostAction(r io.Reader) (HostActionRequest, error) {
 	var req HostActionRequest
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.Is(err, io.EOF):
-			return req, nil // no body: no reason
-		case errors.As(err, &mbe):
-			return req, err
-		case errors.As(err, &te) && te.Field == "reason":
-			return req, badRequest("reason", "must be a string")
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return req, badRequest(f, "unknown field; the body of an operator action is {\"reason\": \"...\"}")
-		}
-		return req, badRequest("", "request body must be a JSON object such as {\"reason\": \"disk failing\"}: %v", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return req, badRequest("", "request body must hold one JSON object and nothing after it")
+	if err := decodeObject(r, &req, `{"reason": "disk failing"}`); err != nil {
+		return req, err
 	}
 	req.Reason = strings.TrimSpace(req.Reason)
 	switch {

@@ -85,6 +85,12 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Error":              reflect.TypeFor[ErrorResponse](),
 		"Problem":            reflect.TypeFor[Problem](),
 		"Event":              reflect.TypeFor[event.Event](),
+		"AlertsResponse":     reflect.TypeFor[AlertsResponse](),
+		"AlertReceiver":      reflect.TypeFor[AlertReceiver](),
+		"FiringAlert":        reflect.TypeFor[FiringAlert](),
+		"AlertTestRequest":   reflect.TypeFor[AlertTestRequest](),
+		"AlertTestResponse":  reflect.TypeFor[AlertTestResponse](),
+		"AlertTestResult":    reflect.TypeFor[AlertTestResult](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

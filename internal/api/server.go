@@ -37,6 +37,7 @@ type Server struct {
 	follows      followLimiter
 	eventStreams followLimiter
 	events       Events // nil: no GET /v1/events (SetEvents)
+	alerts       Alerts // nil: no /v1/alerts (SetAlerts)
 }
 
 // route is one endpoint: its ServeMux pattern, the role it needs, and
@@ -74,6 +75,8 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "POST /v1/jobs/{id}/cancel", role: RoleSubmit, handler: s.cancelJob},
 		{pattern: "GET /v1/queue", role: RoleRead, handler: s.queue},
 		{pattern: "GET /v1/events", role: RoleRead, stream: true, handler: s.listEvents},
+		{pattern: "GET /v1/alerts", role: RoleRead, handler: s.listAlerts},
+		{pattern: "POST /v1/alerts/test", role: RoleAdmin, handler: s.testAlerts},
 
 		{pattern: "GET /v1/hosts", role: RoleRead, handler: s.listHosts},
 		{pattern: "GET /v1/hosts/transitions", role: RoleRead, handler: s.hostTransitions},

@@ -98,6 +98,7 @@ const (
 	CodeForbidden        = "forbidden"          // 403: the token's role is too low
 	CodeNotFound         = "not_found"          // 404: no such job
 	CodeHostNotFound     = "host_not_found"     // 404: no such host
+	CodeReceiverNotFound = "receiver_not_found" // 404: no such alert receiver
 	CodeNoLogs           = "no_logs"            // 404: the job exists but has no collected output yet
 	CodeNoRoute          = "no_route"           // 404: no such endpoint
 	CodeMethodNotAllowed = "method_not_allowed" // 405

@@ -119,6 +119,8 @@ func (e *Error) Is(target error) bool {
 		return target == job.ErrNotFound
 	case api.CodeHostNotFound:
 		return target == api.ErrHostNotFound
+	case api.CodeReceiverNotFound:
+		return target == api.ErrReceiverNotFound
 	case api.CodeQueueFull:
 		return target == job.ErrQueueFull
 	case api.CodeDuplicate:
@@ -478,6 +480,27 @@ func (c *Client) Release(ctx context.Context, name, reason string) (*fleet.HostS
 // counts.
 func (c *Client) Reset(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
 	return c.hostAction(ctx, name, "reset", reason)
+}
+
+// Alerts returns the alert receivers with their delivery state, and the
+// alerts firing now.
+func (c *Client) Alerts(ctx context.Context) (*api.AlertsResponse, error) {
+	var out api.AlertsResponse
+	if _, err := c.do(ctx, http.MethodGet, "/v1/alerts", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// TestAlert sends a test alert to the named receiver ("": every one) and
+// returns how each answered; api.ErrReceiverNotFound (through errors.Is)
+// for a name that is not configured.
+func (c *Client) TestAlert(ctx context.Context, receiver string) ([]api.AlertTestResult, error) {
+	var out api.AlertTestResponse
+	if _, err := c.do(ctx, http.MethodPost, "/v1/alerts/test", nil, api.AlertTestRequest{Receiver: receiver}, &out); err != nil {
+		return nil, err
+	}
+	return out.Results, nil
 }
 
 // Health checks GET /healthz.

@@ -84,6 +84,7 @@ type Alerts struct {
 	RepeatInterval time.Duration   `yaml:"repeat_interval"` // a still-firing alert is sent again this long after the last time
 	QueueThreshold float64         `yaml:"queue_threshold"` // share of queue.max_queued_jobs that alerts
 	EvalInterval   time.Duration   `yaml:"eval_interval"`   // conditions are checked this often, besides on every event
+	DegradedFor    time.Duration   `yaml:"degraded_for"`    // a host degraded this long fires FuseboxHostDegraded
 	Backoff        time.Duration   `yaml:"backoff"`         // first retry delay of a failed delivery (doubling, full jitter)
 	MaxBackoff     time.Duration   `yaml:"max_backoff"`
 	ExternalURL    string          `yaml:"external_url"` // fusebox's URL as receivers reach it (externalURL, generatorURL); "" = none
@@ -324,6 +325,7 @@ const (
 	AlertsRepeatIntervalDefault = 4 * time.Hour
 	AlertsQueueThresholdDefault = 0.8
 	AlertsEvalIntervalDefault   = 5 * time.Second
+	AlertsDegradedForDefault    = time.Minute
 	AlertsBackoffDefault        = 1 * time.Second
 	AlertsMaxBackoffDefault     = 5 * time.Minute
 	AlertReceiverTimeoutDefault = 5 * time.Second
@@ -438,6 +440,7 @@ func defaults(env lookupFunc, src *sources) *Config {
 			RepeatInterval: AlertsRepeatIntervalDefault,
 			QueueThreshold: AlertsQueueThresholdDefault,
 			EvalInterval:   AlertsEvalIntervalDefault,
+			DegradedFor:    AlertsDegradedForDefault,
 			Backoff:        AlertsBackoffDefault,
 			MaxBackoff:     AlertsMaxBackoffDefault,
 		},

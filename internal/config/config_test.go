@@ -84,7 +84,7 @@ func TestDefaultsNoFile(t *testing.T) {
 		StopGracePeriod: 10 * time.Second,
 		Retention:       7 * 24 * time.Hour,
 		API:             API{MaxFollowsPerToken: 8, FollowStartTimeout: 10 * time.Minute},
-		Alerts: Alerts{RepeatInterval: 4 * time.Hour, QueueThreshold: 0.8, EvalInterval: 5 * time.Second,
+		Alerts: Alerts{RepeatInterval: 4 * time.Hour, QueueThreshold: 0.8, EvalInterval: 5 * time.Second, DegradedFor: time.Minute,
 			Backoff: time.Second, MaxBackoff: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -138,6 +138,7 @@
 //	  repeat_interval: 4h        # a still-firing alert is sent again this long after the last time, > 0
 //	  queue_threshold: 0.8       # FuseboxQueueNearlyFull from this share of max_queued_jobs, 0 < x <= 1
 //	  eval_interval: 5s          # conditions are checked this often besides on every event, > 0
+//	  degraded_for: 1m           # a host degraded this long fires FuseboxHostDegraded (as a rule's for:), > 0
 //	  backoff: 1s                # first retry delay of a failed delivery (doubling, full jitter), > 0
 //	  max_backoff: 5m            # >= backoff
 //	  external_url: ""           # fusebox's URL as receivers reach it (externalURL, generatorURL)

@@ -379,6 +379,7 @@ func (v *validator) alerts(a *Alerts) {
 	v.positive(p+"repeat_interval", a.RepeatInterval)
 	v.rate(p+"queue_threshold", a.QueueThreshold)
 	v.positive(p+"eval_interval", a.EvalInterval)
+	v.positive(p+"degraded_for", a.DegradedFor)
 	v.positive(p+"backoff", a.Backoff)
 	v.positive(p+"max_backoff", a.MaxBackoff)
 	v.order(p+"backoff", a.Backoff, p+"max_backoff", a.MaxBackoff)

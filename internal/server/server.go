@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"fusebox/breaker"
+	"fusebox/internal/alert"
 	"fusebox/internal/api"
 	"fusebox/internal/config"
 	"fusebox/internal/dispatch"
@@ -38,7 +39,8 @@ type Server struct {
 	Dispatcher *dispatch.Dispatcher
 	Metrics    *metrics.Metrics
 	API        *api.Server
-	Events     *event.Bus // the event stream, fed by the store's hook
+	Events     *event.Bus     // the event stream, fed by the store's hook
+	Alerts     *alert.Manager // operator alerts: evaluated from the stream, delivered from the outbox
 	Logger     *slog.Logger
 
 	hostEvents *hostEvents
@@ -98,6 +100,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 
 	dc := dispatchConfig(cfg)
 	dc.Logger = logger
+	dc.Events = bus
 	dc.Hooks = dispatch.Hooks{
 		Submitted: func(*job.Job) { m.JobSubmitted() },
 		Rejected:  m.JobRejected,
@@ -122,9 +125,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Logger: logger, hostEvents: he}
+	ao := alertOptions(cfg.Alerts)
+	ao.Logger, ao.Observer = logger, m
+	am, err := alert.New(st, alertSource{fl: fl, d: d}, alertEvents{bus}, ao)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Alerts: am, Logger: logger, hostEvents: he}
 	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, newFleetView(fl, st), m, logger)
 	srv.API.SetEvents(eventsView{st: st, bus: bus})
+	srv.API.SetAlerts(alertsView{m: am, st: st})
 	return srv, nil
 }
 
@@ -175,6 +186,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			s.Dispatcher.Stop()
 		}
 	}()
+	// Alerts start once every host has been checked and recovery is done,
+	// so that a firing alert is not resolved by a fleet not checked yet.
+	if err := s.Alerts.Start(ctx); err != nil {
+		return err
+	}
+	defer s.Alerts.Stop()
 	go s.publishHostStates(ctx)
 	s.Logger.Info("fusebox serving", "addr", ln.Addr().String(), "hosts", len(s.Fleet.Hosts()), "max_queued", s.Config.Queue.MaxQueuedJobs)
 	err := s.API.Serve(ctx, ln)
