@@ -32,7 +32,9 @@ test-short:
 	$(GO) test -count=1 -short ./...
 
 bench: bench-breaker
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/engine/...
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/engine/... ./internal/event/... ./internal/alert/...
+	$(GO) test -run '^$$' -bench RunWaitAgainstDockerRun -benchtime 10x ./internal/server/
+	$(GO) test -run '^$$' -bench DispatchWithDeadAlertReceiver -benchtime 3x ./internal/server/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting (make fmt)"; exit 1; }

@@ -20,7 +20,7 @@ import (
 )
 
 // startInProcess runs a fusebox server on engines and returns its URL.
-func startInProcess(t *testing.T, engines *enginetest.Fleet, edit func(*config.Config)) string {
+func startInProcess(t testing.TB, engines *enginetest.Fleet, edit func(*config.Config)) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
