@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +110,27 @@ func TestEventsOfJobs(t *testing.T) {
 	var got int
 	if err := c.Events(ctx, apiclient.EventsParams{JobID: ids[0]}, func(event.Event) error { got++; return nil }); err != nil || got != 4 {
 		t.Fatalf("events of %s without follow: %d, %v; want 4", ids[0], got, err)
+	}
+	// fusebox_events_total counts them: the n jobs' 4 transitions each.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var count float64
+		for line := range strings.SplitSeq(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, `fusebox_events_total{type="job.transition"} `); ok {
+				count, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if count >= 4*n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fusebox_events_total of job transitions is %v, want %d", count, 4*n)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the scrape
 	}
 }

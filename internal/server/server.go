@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"fusebox/breaker"
@@ -192,7 +193,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer s.Alerts.Stop()
-	go s.publishHostStates(ctx)
+	var wg sync.WaitGroup
+	loops, stopLoops := context.WithCancel(ctx)
+	defer func() { stopLoops(); wg.Wait() }()
+	wg.Go(func() { s.publishHostStates(loops) })
+	counted := s.Events.Subscribe(event.Filter{}, event.FromNow)
+	defer counted.Close()
+	wg.Go(func() { // fusebox_events_total
+		for ev := range counted.C() {
+			s.Metrics.EventAppended(ev.Type)
+		}
+	})
 	s.Logger.Info("fusebox serving", "addr", ln.Addr().String(), "hosts", len(s.Fleet.Hosts()), "max_queued", s.Config.Queue.MaxQueuedJobs)
 	err := s.API.Serve(ctx, ln)
 	if errors.Is(err, context.Canceled) {
