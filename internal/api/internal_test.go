@@ -68,6 +68,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Job":                reflect.TypeFor[job.Job](),
 		"Transition":         reflect.TypeFor[job.Transition](),
 		"Attempt":            reflect.TypeFor[job.Attempt](),
+		"Input":              reflect.TypeFor[job.Input](),
+		"Output":             reflect.TypeFor[job.Output](),
 		"SubmitResponse":     reflect.TypeFor[SubmitResponse](),
 		"JobList":            reflect.TypeFor[JobList](),
 		"JobDetail":          reflect.TypeFor[JobDetail](),

@@ -88,6 +88,52 @@ type Spec struct {
 	RetryBackoff   Duration `json:"retry_backoff,omitempty"`
 	PullPolicy     string   `json:"pull_policy,omitempty"`
 	IdempotencyKey string   `json:"idempotency_key,omitempty"`
+	// Inputs are artifacts unpacked into the container after it is created
+	// and before it starts (a workflow step's inputs).
+	Inputs []Input `json:"inputs,omitempty"`
+	// Outputs are paths in the container collected as artifacts when it
+	// exits 0, before it is removed; a declared output that is missing
+	// fails the job (CauseOutput).
+	Outputs []string `json:"outputs,omitempty"`
+}
+
+// Input is an artifact of the store unpacked into a container.
+type Input struct {
+	Digest string `json:"digest"` // "sha256:<64 hex>": the artifact, by content
+	Path   string `json:"path"`   // absolute directory in the container it is unpacked into
+}
+
+// Output is an artifact collected from a finished container.
+type Output struct {
+	Path   string `json:"path"`   // as declared in Spec.Outputs
+	Digest string `json:"digest"` // "sha256:<64 hex>" of its canonical tar
+	Size   int64  `json:"size"`   // bytes of its canonical tar
+}
+
+// Cause says, typed, why a job ended as it did, so that whoever reads it
+// (a workflow's breaker) tells the job's own failure from the fleet's.
+type Cause string
+
+const (
+	CauseNone      Cause = ""          // it succeeded, or has not ended
+	CauseExit      Cause = "exit"      // the container exited non-zero: the job's own
+	CauseTimeout   Cause = "timeout"   // it ran past its timeout: its own
+	CauseOutput    Cause = "output"    // it exited 0 without a declared output: its own
+	CauseRefused   Cause = "refused"   // the engine refused to run it (no such image, bad spec): its own
+	CauseCancelled Cause = "cancelled" // a user cancelled it
+	CauseHost      Cause = "host"      // host faults used up its attempts, or its host was lost: the fleet's
+	CauseNoHost    Cause = "no_host"   // no host could take it: the fleet's
+	CauseArtifact  Cause = "artifact"  // an input could not be unpacked or an output kept (the store, not the job)
+)
+
+// Own reports whether c is the job's own failure (its command, its spec),
+// not the fleet's or a user's.
+func (c Cause) Own() bool {
+	switch c {
+	case CauseExit, CauseTimeout, CauseOutput, CauseRefused:
+		return true
+	}
+	return false
 }
 
 // Job is a submitted job and where it is now.
@@ -112,6 +158,12 @@ type Job struct {
 	// Cancel is set when a user asked to cancel a job that is launching or
 	// running; the dispatcher stops the container and moves it to cancelled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// Cause says why it ended, typed (CauseNone while it runs and when it
+	// succeeded).
+	Cause Cause `json:"cause,omitempty"`
+	// Outputs are the artifacts collected from its container (Spec.Outputs),
+	// set when it succeeded.
+	Outputs []Output `json:"outputs,omitempty"`
 }
 
 // ContainerName is the deterministic container name of one attempt of a job,

@@ -125,6 +125,7 @@ func (s *Spec) ValidateWith(l Limits) error {
 	s.validateCommand(v, l)
 	s.validateEnv(v, l)
 	s.validateWorkdir(v)
+	s.validateArtifacts(v)
 	validateMap(v, "labels", s.Labels, l, true)
 	validateMap(v, "constraints", s.Constraints, l, false)
 	s.validateResources(v)
@@ -291,6 +292,67 @@ func (s *Spec) validateWorkdir(v *validator) {
 	case path.Clean(w) != w:
 		v.add("workdir", strconv.Quote(w), fmt.Sprintf("must be a clean path (no '.', '..', '//' or trailing '/'): %q", path.Clean(w)))
 	}
+}
+
+// MaxArtifacts bounds Spec.Inputs and, separately, Spec.Outputs.
+const MaxArtifacts = 64
+
+// validateArtifacts checks inputs (a digest and an absolute clean path
+// each) and outputs (absolute clean paths, none twice).
+func (s *Spec) validateArtifacts(v *validator) {
+	absClean := func(field, p string) {
+		switch {
+		case p == "":
+			v.add(field, nil, "is required: an absolute path in the container, e.g. /out")
+		case len(p) > MaxWorkdirLen:
+			v.add(field, len(p), fmt.Sprintf("is longer than %d bytes", MaxWorkdirLen))
+		case !v.text(field, p):
+		case !strings.HasPrefix(p, "/"):
+			v.add(field, strconv.Quote(p), "must be an absolute path, e.g. /out")
+		case path.Clean(p) != p:
+			v.add(field, strconv.Quote(p), fmt.Sprintf("must be a clean path (no '.', '..', '//' or trailing '/'): %q", path.Clean(p)))
+		case p == "/":
+			v.add(field, strconv.Quote(p), "must not be the root directory")
+		}
+	}
+	if len(s.Inputs) > MaxArtifacts {
+		v.add("inputs", len(s.Inputs), fmt.Sprintf("has more than %d entries", MaxArtifacts))
+	} else {
+		for i, in := range s.Inputs {
+			f := fmt.Sprintf("inputs[%d]", i)
+			if !ValidDigest(in.Digest) {
+				v.add(f+".digest", quoteShort(in.Digest), `must be "sha256:" and 64 lower-case hex digits`)
+			}
+			absClean(f+".path", in.Path)
+		}
+	}
+	if len(s.Outputs) > MaxArtifacts {
+		v.add("outputs", len(s.Outputs), fmt.Sprintf("has more than %d entries", MaxArtifacts))
+		return
+	}
+	seen := map[string]int{}
+	for i, p := range s.Outputs {
+		f := fmt.Sprintf("outputs[%d]", i)
+		absClean(f, p)
+		if j, dup := seen[p]; dup {
+			v.add(f, strconv.Quote(p), fmt.Sprintf("is also outputs[%d]", j))
+		}
+		seen[p] = i
+	}
+}
+
+// ValidDigest reports whether d is "sha256:" and 64 lower-case hex digits.
+func ValidDigest(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validateMap checks labels or constraints.
