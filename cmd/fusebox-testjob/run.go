@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,46 @@ func flood(w io.Writer, pos *int64, fill byte, n int64) error {
 		n -= m
 	}
 	return nil
+}
+
+// FillData writes the first n bytes of the fill op's data to w: a
+// pseudo-random stream (xorshift64 from a fixed seed, little-endian), the
+// same on every run and incompressible, so that an artifact made by fill
+// has the same digest wherever it is made.
+func FillData(w io.Writer, n int64) error {
+	const chunk = 1 << 20
+	buf := make([]byte, chunk)
+	x := uint64(0x9e3779b97f4a7c15)
+	for n > 0 {
+		for i := 0; i < chunk; i += 8 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			binary.LittleEndian.PutUint64(buf[i:], x)
+		}
+		m := min(int64(chunk), n)
+		if _, err := w.Write(buf[:m]); err != nil {
+			return err
+		}
+		n -= m
+	}
+	return nil
+}
+
+// fill creates path (and its directories) holding n bytes of FillData.
+func fill(path string, n int64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := FillData(f, n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // exitError carries the code of an exit step.
@@ -158,6 +199,8 @@ func runStep(ctx context.Context, st Step, stdout, stderr io.Writer, fl *floods)
 		}
 		held = append(held, b)
 		return nil
+	case OpFill:
+		return fill(st.Path, st.N)
 	case OpFlood:
 		return flood(stdout, &fl.stdout, 'o', st.N)
 	case OpFloodStderr:

@@ -24,22 +24,23 @@ const (
 	OpEnv            Op = "env"              // env NAME: print the value of NAME (an empty line if unset)
 	OpFlood          Op = "flood"            // flood BYTES: write BYTES of numbered 1 KiB records to stdout, fast (see FloodRecord)
 	OpFloodStderr    Op = "flood-stderr"     // flood-stderr BYTES: the same to stderr
+	OpFill           Op = "fill"             // fill PATH BYTES: create PATH (and its directories) holding BYTES of deterministic data (see FillData)
 )
 
 // Step is one parsed step.
 type Step struct {
 	Op   Op
 	Text string        // print, stderr, env (the name), write (the content)
-	Path string        // write
+	Path string        // write, fill
 	Dur  time.Duration // sleep, burn
-	N    int64         // exit (the code), alloc and flood (bytes), lines (count)
+	N    int64         // exit (the code), alloc, flood and fill (bytes), lines (count)
 }
 
 // arity is the number of arguments each op takes.
 var arity = map[Op]int{
 	OpPrint: 1, OpStderr: 1, OpSleep: 1, OpExit: 1, OpWrite: 2,
 	OpHang: 0, OpHangIgnoreTerm: 0, OpBurn: 1, OpAlloc: 1, OpLines: 1, OpEnv: 1,
-	OpFlood: 1, OpFloodStderr: 1,
+	OpFlood: 1, OpFloodStderr: 1, OpFill: 2,
 }
 
 // UsageError is a malformed command line; the process exits 2.
@@ -113,6 +114,12 @@ func parseStep(op Op, a []string) (Step, error) {
 		}
 	case OpAlloc, OpFlood, OpFloodStderr:
 		st.N, err = ParseBytes(a[0])
+	case OpFill:
+		if a[0] == "" {
+			return st, fmt.Errorf("empty path")
+		}
+		st.Path = a[0]
+		st.N, err = ParseBytes(a[1])
 	}
 	return st, err
 }
@@ -171,6 +178,8 @@ Runs the steps in order. Steps:
   env NAME               print the value of NAME (empty line if unset)
   flood BYTES            write BYTES (10MiB, 1GiB) to stdout as numbered 1 KiB lines
   flood-stderr BYTES     the same to stderr
+  fill PATH BYTES        create PATH and its directories, holding BYTES of
+                         deterministic data (the same bytes on every run)
 
 Flood line k of a stream (k from 0, counted on across that stream's flood
 steps) is k as 19 zero-padded digits, a space, 1003 fill bytes ('o' on

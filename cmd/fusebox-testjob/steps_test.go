@@ -159,3 +159,34 @@ func TestRunHangEndsWithContext(t *testing.T) {
 		t.Errorf("exit code = %d, want 1", code)
 	}
 }
+
+func TestRunFill(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "x", "a.bin"), filepath.Join(dir, "b.bin")
+	var out, errOut bytes.Buffer
+	if code := Run(context.Background(), []string{"fill", a, "3MiB", "fill", b, "1000"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit code = %d (stderr %q)", code, errOut.String())
+	}
+	ab, err := os.ReadFile(a)
+	if err != nil || len(ab) != 3<<20 {
+		t.Fatalf("a: %d bytes, %v; want %d", len(ab), err, 3<<20)
+	}
+	bb, err := os.ReadFile(b)
+	if err != nil || !bytes.Equal(bb, ab[:1000]) {
+		t.Fatalf("b: %d bytes, %v; want the first 1000 bytes of a", len(bb), err)
+	}
+	var again bytes.Buffer
+	if err := FillData(&again, 3<<20); err != nil || !bytes.Equal(again.Bytes(), ab) {
+		t.Fatalf("FillData is not what fill wrote (err %v)", err)
+	}
+	// Not a repeated pattern: the second MiB differs from the first.
+	if bytes.Equal(ab[:1<<20], ab[1<<20:2<<20]) {
+		t.Fatal("fill data repeats every MiB")
+	}
+	if _, err := Parse([]string{"fill", "", "1k"}); err == nil {
+		t.Fatal("fill with an empty path parsed")
+	}
+	if _, err := Parse([]string{"fill", "/x", "lots"}); err == nil {
+		t.Fatal("fill with a bad size parsed")
+	}
+}
