@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"fusebox/internal/engine"
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
@@ -50,7 +51,27 @@ type Config struct {
 	// bus, fed by the store's commits). Nil: FollowLogs looks at the job
 	// every FollowPollInterval instead.
 	Events JobEvents
+	// Artifacts moves the artifacts of jobs that have them: Spec.Inputs are
+	// unpacked into the container after it is created and before it
+	// starts, Spec.Outputs collected when it exits 0, before it is removed.
+	// Nil: a spec with inputs or outputs is refused.
+	Artifacts Artifacts
 }
+
+// Artifacts copies artifacts into and out of containers
+// (*artifact.Store is one).
+type Artifacts interface {
+	CopyIn(ctx context.Context, c *engine.Client, containerID string, inputs []job.Input) error
+	CopyOut(ctx context.Context, c *engine.Client, containerID string, paths []string) ([]job.Output, error)
+}
+
+// artifactError is an input that could not be unpacked for a reason that
+// is not the host's (an artifact missing from the store): the job fails
+// with CauseArtifact.
+type artifactError struct{ err error }
+
+func (e *artifactError) Error() string { return "artifacts: " + e.err.Error() }
+func (e *artifactError) Unwrap() error { return e.err }
 
 // JobEvents follows the event log: *event.Bus is one.
 type JobEvents interface {

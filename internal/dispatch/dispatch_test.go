@@ -56,8 +56,8 @@ func TestNonZeroExitIsAJobFailureAndNeverTripsABreaker(t *testing.T) {
 	}
 	for _, id := range ids {
 		j := r.wait(id, 60*time.Second)
-		if j.State != job.StateFailed || j.ExitCode == nil || *j.ExitCode != 3 || j.Attempt != 1 {
-			t.Fatalf("job %+v: want failed with exit code 3 on its first attempt", j)
+		if j.State != job.StateFailed || j.ExitCode == nil || *j.ExitCode != 3 || j.Attempt != 1 || j.Cause != job.CauseExit || !j.Cause.Own() {
+			t.Fatalf("job %+v: want failed with exit code 3 on its first attempt, its own fault (cause exit)", j)
 		}
 		if j.Reason != "exit code 3" {
 			t.Fatalf("reason %q", j.Reason)
@@ -71,7 +71,7 @@ func TestNonZeroExitIsAJobFailureAndNeverTripsABreaker(t *testing.T) {
 	// A job fault at launch (no such image) fails the job, not the host.
 	j := r.submit(job.Spec{Image: "fusebox/no-such-image:1", PullPolicy: job.PullNever})
 	j = r.wait(j.ID, 30*time.Second)
-	if j.State != job.StateFailed || !strings.Contains(j.Reason, "not on the host") {
+	if j.State != job.StateFailed || !strings.Contains(j.Reason, "not on the host") || j.Cause != job.CauseRefused {
 		t.Fatalf("missing image: %+v", j)
 	}
 	for _, h := range r.fleet.Statuses() {
@@ -123,7 +123,7 @@ func TestCancelAndTimeoutStopTheContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := r.wait(hang.ID, 30*time.Second)
-	if j.State != job.StateCancelled {
+	if j.State != job.StateCancelled || j.Cause != job.CauseCancelled {
 		t.Fatalf("cancelled job ended %+v", j)
 	}
 	h := r.fleet.Host(running.Host)
@@ -139,7 +139,7 @@ func TestCancelAndTimeoutStopTheContainer(t *testing.T) {
 	s.Timeout = job.Duration(time.Second)
 	slow := r.submit(s)
 	j = r.wait(slow.ID, 30*time.Second)
-	if j.State != job.StateTimedOut || !strings.Contains(j.Reason, "timeout") {
+	if j.State != job.StateTimedOut || !strings.Contains(j.Reason, "timeout") || j.Cause != job.CauseTimeout {
 		t.Fatalf("timed-out job ended %+v", j)
 	}
 	if d := j.FinishedAt.Sub(j.StartedAt); d < time.Second || d > 10*time.Second {
@@ -311,13 +311,13 @@ func TestWithoutGracefulDegradationAJobWithNoHostFails(t *testing.T) {
 		r.fleet.Isolate(h.Name())
 	}
 	j := r.wait(r.submit(r.spec("exit", "0")).ID, 10*time.Second)
-	if j.State != job.StateFailed || j.Attempt != 0 || !strings.Contains(j.Reason, "graceful degradation is off") {
+	if j.State != job.StateFailed || j.Attempt != 0 || !strings.Contains(j.Reason, "graceful degradation is off") || j.Cause != job.CauseNoHost || j.Cause.Own() {
 		t.Fatalf("%+v", j)
 	}
 	for _, h := range r.fleet.Hosts() {
 		r.fleet.Release(h.Name())
 	}
-	if j := r.wait(r.submit(r.spec("exit", "0")).ID, 30*time.Second); j.State != job.StateSucceeded {
+	if j := r.wait(r.submit(r.spec("exit", "0")).ID, 30*time.Second); j.State != job.StateSucceeded || j.Cause != job.CauseNone {
 		t.Fatalf("after release: %+v", j)
 	}
 }

@@ -143,7 +143,7 @@ func (d *Dispatcher) confirmedAbsent(ctx context.Context, hd *handle, h *fleet.H
 	now := time.Now()
 	nj, err := d.commit(ctx, store.JobTransitionParams{
 		ID: hd.id, From: []job.State{job.StateLaunching}, ExpectAttempt: &hd.job.Attempt,
-		To: job.StateCancelled, Reason: "cancelled by user (" + what + ")", Now: now, FinishedAt: &now,
+		To: job.StateCancelled, Reason: "cancelled by user (" + what + ")", Now: now, FinishedAt: &now, Cause: job.CauseCancelled,
 	})
 	if err == nil {
 		d.finished(nj)
@@ -166,12 +166,12 @@ func (d *Dispatcher) declareLost(ctx context.Context, hd *handle, h *fleet.Host,
 	}
 	switch {
 	case cancelled || j.CancelRequested:
-		p.To, p.FinishedAt, p.Reason = job.StateCancelled, &now, "cancelled by user; "+why+left
+		p.To, p.FinishedAt, p.Reason, p.Cause = job.StateCancelled, &now, "cancelled by user; "+why+left, job.CauseCancelled
 	case d.cfg.LostPolicy == LostReschedule && j.Attempt < d.maxAttempts(j):
 		p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, &now, outcomeLostHost
 		p.Reason = why + "; rescheduled" + left
 	default:
-		p.To, p.FinishedAt, p.AttemptOutcome = job.StateLost, &now, outcomeLostHost
+		p.To, p.FinishedAt, p.AttemptOutcome, p.Cause = job.StateLost, &now, outcomeLostHost, job.CauseHost
 		p.Reason = why + left
 	}
 	d.fenceMu.Lock() // the fence and its count together (clearFences counts them too)

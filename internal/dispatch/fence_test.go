@@ -286,7 +286,7 @@ func TestRecoveryDatesTheLostHostClockFromTheRestart(t *testing.T) {
 	restarted := time.Now()
 	r.start()
 	done := r.wait(j.ID, 60*time.Second)
-	if done.State != job.StateLost || done.Attempt != 1 || done.Host != a.Name {
+	if done.State != job.StateLost || done.Cause != job.CauseHost || done.Attempt != 1 || done.Host != a.Name {
 		t.Fatalf("job %+v: want lost on %s (policy lost), attempt 1", done, a.Name)
 	}
 	if waited := done.FinishedAt.Sub(restarted); waited < lostAfter {

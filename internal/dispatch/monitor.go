@@ -17,7 +17,9 @@ import (
 type ending struct {
 	state   job.State // terminal state, or queued for a retry after a host fault
 	reason  string
-	outcome string // the attempt's outcome when it differs from state
+	outcome string    // the attempt's outcome when it differs from state
+	cause   job.Cause // why it ended, when state is terminal
+	outputs []job.Output
 }
 
 // monitor watches a running job until it ends: an exit event (or a poll
@@ -56,11 +58,11 @@ watch:
 			continue
 		case <-hd.cancel:
 			d.stop(ctx, h, cid)
-			end = ending{state: job.StateCancelled, reason: "cancelled by user"}
+			end = ending{state: job.StateCancelled, reason: "cancelled by user", cause: job.CauseCancelled}
 			break watch
 		case <-timeout:
 			d.stop(ctx, h, cid)
-			end = ending{state: job.StateTimedOut, reason: fmt.Sprintf("ran past its timeout of %s", j.Spec.Timeout)}
+			end = ending{state: job.StateTimedOut, reason: fmt.Sprintf("ran past its timeout of %s", j.Spec.Timeout), cause: job.CauseTimeout}
 			break watch
 		case <-poll.C:
 		}
@@ -84,13 +86,13 @@ watch:
 				end = d.hostFaultEnding(j, fmt.Sprintf("%s: stopped when the Docker daemon on %s went down", exitReason(ct), h.Name()))
 				exitCode = -1
 			default:
-				end = ending{state: job.StateFailed, reason: exitReason(ct)}
+				end = ending{state: job.StateFailed, reason: exitReason(ct), cause: job.CauseExit}
 			}
 			break watch
 		case err == nil:
 			unreachableSince = time.Time{}
 		case errors.Is(err, engine.ErrNotFound):
-			end = ending{state: job.StateLost, reason: "container " + shortID(cid) + " disappeared from " + h.Name()}
+			end = ending{state: job.StateLost, reason: "container " + shortID(cid) + " disappeared from " + h.Name(), cause: job.CauseHost}
 			break watch
 		default:
 			// Host fault or breaker open: keep the job, back off, and apply
@@ -115,6 +117,12 @@ watch:
 			return
 		}
 	}
+	if end.state == job.StateSucceeded && len(j.Spec.Outputs) > 0 {
+		end = d.collectOutputs(ctx, hd, h, end)
+		if ctx.Err() != nil {
+			return
+		}
+	}
 	if logs != nil {
 		if err := d.retryStore(ctx, "store logs of job "+j.ID, func() error { return d.store.LogsSet(ctx, j.ID, *logs) }); err != nil {
 			if ctx.Err() == nil {
@@ -126,13 +134,53 @@ watch:
 	d.finishRun(ctx, hd, h, end, exitCode)
 }
 
+// collectOutputs copies the declared outputs of a job that exited 0 out of
+// its container into the artifact store, before the container is removed.
+// A declared output the container does not have fails the job (its own
+// fault). While the host cannot be reached it waits, as log collection
+// does, up to LostAfter; then the job fails with CauseHost.
+func (d *Dispatcher) collectOutputs(ctx context.Context, hd *handle, h *fleet.Host, end ending) ending {
+	j := hd.job
+	deadline := time.Now().Add(d.cfg.LostAfter)
+	wait := time.Second
+	for {
+		var outs []job.Output
+		err := h.CallBackground(ctx, func(ctx context.Context, c *engine.Client) error {
+			var err error
+			outs, err = d.cfg.Artifacts.CopyOut(ctx, c, j.ContainerID, j.Spec.Outputs)
+			return err
+		})
+		switch {
+		case err == nil:
+			end.outputs = outs
+			return end
+		case ctx.Err() != nil:
+			return end
+		case errors.Is(err, engine.ErrNotFound):
+			return ending{state: job.StateFailed, cause: job.CauseOutput,
+				reason: fmt.Sprintf("exit code 0, but a declared output is missing: %v", err)}
+		case engine.ClassOf(err) != engine.ClassHost && !errors.Is(err, breaker.ErrOpen):
+			return ending{state: job.StateFailed, cause: job.CauseArtifact,
+				reason: fmt.Sprintf("exit code 0, but its outputs could not be kept: %v", err)}
+		case time.Now().After(deadline):
+			return ending{state: job.StateFailed, cause: job.CauseHost,
+				reason: fmt.Sprintf("exit code 0, but its outputs could not be copied from %s within %s: %v", h.Name(), d.cfg.LostAfter, err)}
+		}
+		d.log.Warn("outputs not collected yet", "job", j.ID, "host", h.Name(), "retry_in", wait, "err", err)
+		if !sleepCtx(ctx, wait) {
+			return end
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
 // hostFaultEnding is the end of a run its host broke: another attempt
 // elsewhere while attempts are left, else failed, saying why.
 func (d *Dispatcher) hostFaultEnding(j *job.Job, why string) ending {
 	if j.Attempt < d.maxAttempts(j) {
 		return ending{state: job.StateQueued, reason: why + "; another host will be tried", outcome: outcomeHostFault}
 	}
-	return ending{state: job.StateFailed, reason: fmt.Sprintf("%s; attempts used up (%d)", why, d.maxAttempts(j)), outcome: outcomeHostFault}
+	return ending{state: job.StateFailed, reason: fmt.Sprintf("%s; attempts used up (%d)", why, d.maxAttempts(j)), outcome: outcomeHostFault, cause: job.CauseHost}
 }
 
 // finishRun records how a running job ended and removes its container.
@@ -143,7 +191,7 @@ func (d *Dispatcher) finishRun(ctx context.Context, hd *handle, h *fleet.Host, e
 		ID: j.ID, From: []job.State{job.StateRunning}, ExpectAttempt: &j.Attempt,
 		To: end.state, Reason: end.reason, Now: now,
 	}
-	p.AttemptOutcome = end.outcome
+	p.AttemptOutcome, p.Cause, p.Outputs = end.outcome, end.cause, end.outputs
 	if end.state == job.StateQueued {
 		p.NotBefore = store.Ptr(now.Add(d.backoff(j)))
 	} else {

@@ -67,7 +67,7 @@ func (d *Dispatcher) endOrphan(ctx context.Context, j *job.Job, why string) {
 	if d.cfg.LostPolicy == LostReschedule && j.Attempt < d.maxAttempts(j) {
 		p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, &now, outcomeLostHost
 	} else {
-		p.To, p.FinishedAt = job.StateLost, &now
+		p.To, p.FinishedAt, p.Cause = job.StateLost, &now, job.CauseHost
 	}
 	nj, err := d.commit(ctx, p)
 	if err == nil {

@@ -217,7 +217,7 @@ func TestJobOnALostHostIsMarkedLostByPolicy(t *testing.T) {
 		}
 	}
 	done := r.wait(j.ID, 30*time.Second)
-	if done.State != job.StateLost || done.Attempt != 1 || !strings.Contains(done.Reason, "unreachable") {
+	if done.State != job.StateLost || done.Cause != job.CauseHost || done.Attempt != 1 || !strings.Contains(done.Reason, "unreachable") {
 		t.Fatalf("%+v", done)
 	}
 	tr, _ := r.d.Transitions(context.Background(), j.ID)

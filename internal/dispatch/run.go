@@ -245,6 +245,14 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 		}
 		return "", d.diagnose(ctx, h, j, err)
 	}
+	if len(j.Spec.Inputs) > 0 {
+		if err := d.cfg.Artifacts.CopyIn(ctx, c, cid, j.Spec.Inputs); err != nil {
+			if engine.ClassOf(err) == engine.ClassHost {
+				return cid, err // another host, as any host fault
+			}
+			return cid, &artifactError{err: err}
+		}
+	}
 	if err := c.Start(ctx, cid); err != nil {
 		if outcomeUnknown(err) {
 			return cid, &unknownOutcome{op: "container start", err: err}
@@ -314,7 +322,7 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 			requeue("", fmt.Sprintf("host %s could not be reached, nothing was created (this used no attempt): %v", h.Name(), err))
 			p.DropAttempt = true
 		case j.Attempt >= d.maxAttempts(j):
-			p.To, p.FinishedAt, p.AttemptOutcome = job.StateFailed, &now, outcomeHostFault
+			p.To, p.FinishedAt, p.AttemptOutcome, p.Cause = job.StateFailed, &now, outcomeHostFault, job.CauseHost
 			p.Reason = fmt.Sprintf("host fault on %s, attempts used up (%d): %v", h.Name(), d.maxAttempts(j), err)
 		default:
 			requeue(outcomeHostFault, fmt.Sprintf("host fault on %s: %v; another host will be tried", h.Name(), err))
@@ -324,15 +332,18 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 		// host's fault, and not surely the job's (a daemon can keep broken
 		// state for one container): another host, if attempts are left.
 		if j.Attempt >= d.maxAttempts(j) {
-			p.To, p.FinishedAt = job.StateFailed, &now
+			p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseRefused
 			p.Reason = fmt.Sprintf("launch failed on %s, attempts used up (%d): %v", h.Name(), d.maxAttempts(j), err)
 		} else {
 			wait := d.backoff(j)
 			p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, store.Ptr(now.Add(wait)), outcomeRefused
 			p.Reason = fmt.Sprintf("launch failed on %s: %v; another host will be tried in %s", h.Name(), err, wait.Round(time.Millisecond))
 		}
+	case errors.As(err, new(*artifactError)):
+		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseArtifact
+		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
 	default:
-		p.To, p.FinishedAt = job.StateFailed, &now
+		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseRefused
 		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
 	}
 	nj, terr := d.commit(ctx, p)
@@ -354,7 +365,7 @@ func (d *Dispatcher) afterRequeue(ctx context.Context, nj *job.Job) {
 		now := time.Now()
 		cj, err := d.commit(ctx, store.JobTransitionParams{
 			ID: nj.ID, From: []job.State{job.StateQueued}, To: job.StateCancelled,
-			Reason: "cancelled by user", Now: now, FinishedAt: &now,
+			Reason: "cancelled by user", Now: now, FinishedAt: &now, Cause: job.CauseCancelled,
 		})
 		if err == nil {
 			nj = cj

@@ -212,7 +212,7 @@ func (s *scheduler) place(ctx context.Context, key store.QueueKey, j store.Queue
 			now := time.Now()
 			nj, terr := d.store.JobTransition(ctx, store.JobTransitionParams{
 				ID: j.ID, From: []job.State{job.StateQueued}, To: job.StateFailed, Now: now, FinishedAt: &now,
-				Reason: err.Error() + "; not queued: graceful degradation is off",
+				Reason: err.Error() + "; not queued: graceful degradation is off", Cause: job.CauseNoHost,
 			})
 			if terr == nil {
 				d.finished(nj)

@@ -35,6 +35,14 @@ func (d *Dispatcher) Submit(ctx context.Context, spec job.Spec) (j *job.Job, exi
 		d.rejected("invalid")
 		return nil, false, err
 	}
+	if d.cfg.Artifacts == nil && (len(spec.Inputs) > 0 || len(spec.Outputs) > 0) {
+		d.rejected("invalid")
+		field := "inputs"
+		if len(spec.Inputs) == 0 {
+			field = "outputs"
+		}
+		return nil, false, errors.Join(job.ErrInvalid, &job.FieldError{Field: field, Reason: "this server keeps no artifacts"})
+	}
 	if !d.fleet.Matches(spec.Constraints) {
 		d.rejected("no_host")
 		return nil, false, errors.Join(job.ErrInvalid, &job.FieldError{Field: "constraints", Value: spec.Constraints, Reason: "no configured host carries these labels"})
@@ -82,6 +90,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, id string) (*job.Job, error) {
 			now := time.Now()
 			nj, err := d.store.JobTransition(ctx, store.JobTransitionParams{
 				ID: id, From: []job.State{job.StateQueued}, To: job.StateCancelled, Reason: "cancelled by user", Now: now, FinishedAt: &now,
+				Cause: job.CauseCancelled,
 			})
 			if errors.Is(err, job.ErrConflict) {
 				continue // placed meanwhile: cancel it as a launching job

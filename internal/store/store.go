@@ -402,6 +402,11 @@ type JobTransitionParams struct {
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
 	AttemptOutcome string // outcome recorded on the attempt row when it finishes; default string(To)
+	// Cause is recorded when To is terminal: why the job ended (CauseNone
+	// for a success).
+	Cause job.Cause
+	// Outputs, if not nil, are recorded as the job's collected artifacts.
+	Outputs []job.Output
 	// DropAttempt undoes the current attempt: it never reached its host
 	// (nothing was created there), so its attempt row is deleted and the
 	// job's attempt number goes back by one. Attempts count only launches

@@ -16,7 +16,7 @@ import (
 
 // jobColumns are the columns scanJob reads, in its order.
 const jobColumns = `id, spec, state, reason, attempt, host, container_id, exit_code,
-	not_before, created_at, updated_at, started_at, finished_at, cancel_requested`
+	not_before, created_at, updated_at, started_at, finished_at, cancel_requested, cause, outputs`
 
 // defaultLimit is the page size when a list's Limit is 0.
 const defaultLimit = 100
@@ -28,9 +28,10 @@ func scanJob(scan func(dest ...any) error) (*job.Job, error) {
 		exit                       sql.NullInt64
 		notBefore, created, update int64
 		started, finished, cancel  int64
+		outputs                    string
 	)
 	err := scan(&j.ID, &spec, &j.State, &j.Reason, &j.Attempt, &j.Host, &j.ContainerID, &exit,
-		&notBefore, &created, &update, &started, &finished, &cancel)
+		&notBefore, &created, &update, &started, &finished, &cancel, &j.Cause, &outputs)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -40,6 +41,11 @@ func scanJob(scan func(dest ...any) error) (*job.Job, error) {
 	if exit.Valid {
 		code := int(exit.Int64)
 		j.ExitCode = &code
+	}
+	if outputs != "" {
+		if err := json.Unmarshal([]byte(outputs), &j.Outputs); err != nil {
+			return nil, fmt.Errorf("job %s: decode outputs: %w", j.ID, err)
+		}
 	}
 	j.NotBefore = fromNanos(notBefore)
 	j.CreatedAt = fromNanos(created)
@@ -362,15 +368,31 @@ func transition(ctx context.Context, tx *sql.Tx, emit emitFunc, p store.JobTrans
 	if p.FinishedAt != nil {
 		next.FinishedAt = *p.FinishedAt
 	}
+	if p.To.Terminal() {
+		next.Cause = p.Cause
+	}
+	if p.Outputs != nil {
+		next.Outputs = p.Outputs
+	}
+	var outputs string
+	if len(next.Outputs) > 0 {
+		b, err := json.Marshal(next.Outputs)
+		if err != nil {
+			return nil, fmt.Errorf("encode outputs: %w", err)
+		}
+		outputs = string(b)
+	}
 	var exit any
 	if next.ExitCode != nil {
 		exit = *next.ExitCode
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = ?, reason = ?, attempt = ?, host = ?,
-		container_id = ?, exit_code = ?, not_before = ?, updated_at = ?, started_at = ?, finished_at = ?
+		container_id = ?, exit_code = ?, not_before = ?, updated_at = ?, started_at = ?, finished_at = ?,
+		cause = ?, outputs = ?
 		WHERE id = ?`,
 		next.State, next.Reason, next.Attempt, next.Host, next.ContainerID, exit,
-		nanos(next.NotBefore), nanos(next.UpdatedAt), nanos(next.StartedAt), nanos(next.FinishedAt), p.ID)
+		nanos(next.NotBefore), nanos(next.UpdatedAt), nanos(next.StartedAt), nanos(next.FinishedAt),
+		next.Cause, outputs, p.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,11 +225,12 @@ func testLifecycle(f *fx) {
 	// Exits 3: failed; attempt 2 ends with the default outcome, the state.
 	got, err = f.s.JobTransition(f.ctx, store.JobTransitionParams{ID: "j", From: []job.State{job.StateRunning},
 		ExpectAttempt: store.Ptr(2), To: job.StateFailed, Reason: "exit code 3", Now: t6,
-		ExitCode: store.Ptr(3), FinishedAt: store.Ptr(t6)})
+		ExitCode: store.Ptr(3), FinishedAt: store.Ptr(t6), Cause: job.CauseExit})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	want.State, want.Reason, want.UpdatedAt, want.ExitCode, want.FinishedAt = job.StateFailed, "exit code 3", t6, store.Ptr(3), t6
+	want.Cause = job.CauseExit
 	step("running -> failed", got)
 	wantAs[1].FinishedAt, wantAs[1].Outcome, wantAs[1].Error = t6, "failed", "exit code 3"
 	attempts("running -> failed")
@@ -289,9 +291,14 @@ func testAttemptOutcomes(f *fx) {
 	run("ok")
 	j := f.move("ok", job.StateRunning, job.StateSucceeded, at(3*time.Second), func(p *store.JobTransitionParams) {
 		p.Reason, p.ExitCode = "exit code 0", store.Ptr(0)
+		p.Outputs = []job.Output{{Path: "/out", Digest: "sha256:" + strings.Repeat("ab", 32), Size: 1024}}
 	})
 	if j.ExitCode == nil || *j.ExitCode != 0 {
 		f.t.Fatalf("exit code = %v, want 0", j.ExitCode)
+	}
+	if got, err := f.s.JobGetByID(f.ctx, "ok"); err != nil || len(got.Outputs) != 1 || got.Outputs[0].Path != "/out" ||
+		got.Outputs[0].Size != 1024 || got.Cause != job.CauseNone {
+		f.t.Fatalf("outputs and cause as stored: %+v %v", got, err)
 	}
 	check("ok", job.Attempt{ContainerID: "c-ok", FinishedAt: at(3 * time.Second), Outcome: "succeeded", Error: "exit code 0"})
 
