@@ -28,6 +28,7 @@ type Timeouts struct {
 	ImageLoad    time.Duration // default 5m
 	ImagePull    time.Duration // default 10m
 	Logs         time.Duration // inactivity deadline of a log read (no byte for this long), not a whole-read one; default 30s
+	Archive      time.Duration // inactivity deadline of an archive copy (CopyFrom, CopyTo), not a whole-copy one; default 30s
 }
 
 // Default call deadlines.
@@ -43,6 +44,7 @@ const (
 	ImageLoadTimeoutDefault    = 5 * time.Minute
 	ImagePullTimeoutDefault    = 10 * time.Minute
 	LogsTimeoutDefault         = 30 * time.Second
+	ArchiveTimeoutDefault      = 30 * time.Second
 )
 
 // WithDefaults returns t with every zero field set to its default.
@@ -63,6 +65,7 @@ func (t Timeouts) WithDefaults() Timeouts {
 	def(&t.ImageLoad, ImageLoadTimeoutDefault)
 	def(&t.ImagePull, ImagePullTimeoutDefault)
 	def(&t.Logs, LogsTimeoutDefault)
+	def(&t.Archive, ArchiveTimeoutDefault)
 	return t
 }
 

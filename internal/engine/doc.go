@@ -23,7 +23,10 @@
 // (Logs, CollectLogs) also use that client, under an inactivity deadline
 // instead of a whole-read one, so that no amount of output makes them fail;
 // CollectLogs follows a running container in bounded memory and resumes a
-// broken stream where it was (logs.go).
+// broken stream where it was (logs.go). Archive copies (CopyFrom, CopyTo:
+// a container's files as a tar, out and in) use it too, under an inactivity
+// deadline of their own (Timeouts.Archive) that counts only the engine's
+// delays, never the caller's reader or writer (archive.go).
 //
 // This package must not know about breakers, jobs in the store, or placement:
 // it reports what happened and how to count it, and the fleet decides.
