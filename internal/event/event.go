@@ -1,7 +1,8 @@
 // Package event is fusebox's one stream of what happens: every job
-// transition, host breaker transition, host state change, operator action
-// and alert delivery is an Event, appended to the store with a sequence
-// number that only grows, and fanned out to subscribers by a Bus.
+// transition, host breaker transition, host state change, operator action,
+// alert delivery and workflow run or step change is an Event, appended to
+// the store with a sequence number that only grows, and fanned out to
+// subscribers by a Bus.
 //
 // The store owns the log (store.Store.EventAppend, EventList; a job's
 // transitions append their event in the transaction that makes them). The
@@ -38,6 +39,12 @@ const (
 	// TypeAlertDelivery: an alert notice reached its webhook receiver
 	// (internal/alert). Data is AlertDelivery.
 	TypeAlertDelivery = "alert.delivery"
+	// TypeWorkflowRun: a workflow run was created or changed state
+	// (internal/workflow). Data is WorkflowRun.
+	TypeWorkflowRun = "workflow.run"
+	// TypeWorkflowStep: a step of a workflow run changed (its state, its
+	// job, its try). Data is WorkflowStep.
+	TypeWorkflowStep = "workflow.step"
 )
 
 // Event is one entry of the log.
@@ -76,6 +83,29 @@ type AlertDelivery struct {
 	Status    string   `json:"status"`     // firing or resolved
 	Alerts    []string `json:"alerts"`     // the alert names in the notice
 	Attempts  int      `json:"attempts"`   // attempts it took, this one included
+}
+
+// WorkflowRun is the Data of a TypeWorkflowRun event.
+type WorkflowRun struct {
+	Run      string `json:"run"`
+	Workflow string `json:"workflow"`
+	TaskID   string `json:"task_id,omitempty"`
+	From     string `json:"from"` // "" for the submission
+	To       string `json:"to"`
+	Reason   string `json:"reason,omitempty"`
+	Cause    string `json:"cause,omitempty"` // why it ended: own, fleet, cancelled, timeout
+}
+
+// WorkflowStep is the Data of a TypeWorkflowStep event.
+type WorkflowStep struct {
+	Run    string `json:"run"`
+	Step   string `json:"step"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason,omitempty"`
+	Try    int    `json:"try,omitempty"`
+	JobID  string `json:"job_id,omitempty"`
+	Cached bool   `json:"cached,omitempty"`
 }
 
 // Filter selects events. Zero fields select everything.
