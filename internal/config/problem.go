@@ -226,6 +226,11 @@ func sortProblems(ps []Problem) []Problem {
 	})
 }
 
+// Suggest returns the candidate closest to name, if it is close enough to be
+// a likely typo, or "". Other file formats (workflow definitions) use it for
+// their "did you mean" hints.
+func Suggest(name string, candidates []string) string { return suggest(name, candidates) }
+
 // suggest returns the candidate closest to name, if it is close enough to be
 // a likely typo.
 func suggest(name string, candidates []string) string {
