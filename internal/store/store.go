@@ -1,6 +1,7 @@
 // Package store declares the interface through which fusebox keeps jobs,
 // their attempts, their state transitions, their logs, the event log
-// (internal/event) and the alert outbox (internal/alert) durably.
+// (internal/event), the alert outbox (internal/alert) and workflow runs
+// with their steps and step cache (internal/workflow) durably.
 //
 // The dispatcher, the API and the CLI import only this interface; the
 // concrete store (SQLite in internal/store/sqlite, PostgreSQL later) is chosen
@@ -219,6 +220,9 @@ type Store interface {
 	// notices or has been delivered to or failed: its undelivered notices,
 	// its last delivery and its last error.
 	AlertReceiverStats(ctx context.Context) ([]AlertReceiverStats, error)
+
+	// WorkflowStore: workflow runs, their steps and the step cache.
+	WorkflowStore
 
 	// Close releases the store. Safe to call twice.
 	Close() error

@@ -61,6 +61,12 @@
 // the evaluator has processed, written in the transaction that enqueues
 // what it found). A delivery marks its notice and appends its
 // alert.delivery event in one transaction.
+//
+// The workflow tables (internal/workflow) are workflow_runs (a run, with its
+// resolved definition as JSON), workflow_steps (its steps, deleted with it)
+// and workflow_cache (successful steps' outputs by cache key, with the
+// digests of the key's parts). Each change of a run or a step appends its
+// workflow.run or workflow.step event in the same transaction.
 package sqlite
 
 import (

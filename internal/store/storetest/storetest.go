@@ -62,6 +62,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HostActions", testHostActions},
 		{"AlertOutbox", testAlertOutbox},
 		{"AlertRetention", testAlertRetention},
+		{"WorkflowRuns", testWorkflowRuns},
+		{"WorkflowCache", testWorkflowCache},
 		{"CloseTwice", testCloseTwice},
 	}
 	for _, tt := range tests {
