@@ -65,6 +65,14 @@ type Artifacts interface {
 	CopyOut(ctx context.Context, c *engine.Client, containerID string, paths []string) ([]job.Output, error)
 }
 
+// engineHostFault reports whether err is the engine's own host fault (an
+// *engine.Error of class host), not an error of the artifact store that
+// merely has no class.
+func engineHostFault(err error) bool {
+	var ee *engine.Error
+	return errors.As(err, &ee) && ee.Class == engine.ClassHost
+}
+
 // artifactError is an input that could not be unpacked for a reason that
 // is not the host's (an artifact missing from the store): the job fails
 // with CauseArtifact.

@@ -11,6 +11,7 @@ import (
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
+	"fusebox/internal/workflow/artifact"
 )
 
 // ending is why a running job stops being watched.
@@ -136,8 +137,8 @@ watch:
 
 // collectOutputs copies the declared outputs of a job that exited 0 out of
 // its container into the artifact store, before the container is removed.
-// A declared output the container does not have fails the job (its own
-// fault). While the host cannot be reached it waits, as log collection
+// A declared output the container does not have, or one the store refuses
+// (too large, a device file), fails the job (its own fault). While the host cannot be reached it waits, as log collection
 // does, up to LostAfter; then the job fails with CauseHost.
 func (d *Dispatcher) collectOutputs(ctx context.Context, hd *handle, h *fleet.Host, end ending) ending {
 	j := hd.job
@@ -156,10 +157,11 @@ func (d *Dispatcher) collectOutputs(ctx context.Context, hd *handle, h *fleet.Ho
 			return end
 		case ctx.Err() != nil:
 			return end
-		case errors.Is(err, engine.ErrNotFound):
+		case errors.Is(err, artifact.ErrMissingOutput), errors.Is(err, artifact.ErrTooLarge), errors.Is(err, artifact.ErrRefused):
+			// What the job left is wrong: its own failure.
 			return ending{state: job.StateFailed, cause: job.CauseOutput,
-				reason: fmt.Sprintf("exit code 0, but a declared output is missing: %v", err)}
-		case engine.ClassOf(err) != engine.ClassHost && !errors.Is(err, breaker.ErrOpen):
+				reason: fmt.Sprintf("exit code 0, but its outputs cannot be kept: %v", err)}
+		case !engineHostFault(err) && !errors.Is(err, breaker.ErrOpen):
 			return ending{state: job.StateFailed, cause: job.CauseArtifact,
 				reason: fmt.Sprintf("exit code 0, but its outputs could not be kept: %v", err)}
 		case time.Now().After(deadline):

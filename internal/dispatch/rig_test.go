@@ -72,7 +72,7 @@ func newRig(t *testing.T, engines *enginetest.Fleet, o rigOptions) *rig {
 	}
 	for _, e := range engines.Engines {
 		r.fcfg.Hosts = append(r.fcfg.Hosts, fleet.HostConfig{
-			Name: e.Name, Capacity: o.capacity,
+			Name: e.Name, Capacity: o.capacity, Labels: map[string]string{"engine": e.Name}, // constraints can pin a job
 			Engine: engine.Config{Address: o.addr(e), NetworkMode: "none", Timeouts: timeouts},
 		})
 	}

@@ -247,10 +247,11 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 	}
 	if len(j.Spec.Inputs) > 0 {
 		if err := d.cfg.Artifacts.CopyIn(ctx, c, cid, j.Spec.Inputs); err != nil {
-			if engine.ClassOf(err) == engine.ClassHost {
+			if engineHostFault(err) {
 				return cid, err // another host, as any host fault
 			}
-			return cid, &artifactError{err: err}
+			// Not the host's fault: classed as the job's for its breaker.
+			return cid, &artifactError{err: &engine.Error{Host: h.Name(), Op: "artifacts copy in", Class: engine.ClassJob, Err: err}}
 		}
 	}
 	if err := c.Start(ctx, cid); err != nil {
@@ -311,6 +312,9 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 	now := time.Now()
 	p := store.JobTransitionParams{ID: j.ID, From: []job.State{job.StateLaunching}, ExpectAttempt: &j.Attempt, Now: now}
 	switch {
+	case errors.As(err, new(*artifactError)):
+		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseArtifact
+		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
 	case engine.ClassOf(err) == engine.ClassHost || errors.Is(err, breaker.ErrOpen):
 		wait := d.backoff(j)
 		requeue := func(outcome, reason string) {
@@ -339,9 +343,6 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 			p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, store.Ptr(now.Add(wait)), outcomeRefused
 			p.Reason = fmt.Sprintf("launch failed on %s: %v; another host will be tried in %s", h.Name(), err, wait.Round(time.Millisecond))
 		}
-	case errors.As(err, new(*artifactError)):
-		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseArtifact
-		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
 	default:
 		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseRefused
 		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
