@@ -79,10 +79,17 @@ func retryAfter(err error) time.Duration {
 // errorResponse maps err to a status and a body.
 func (s *Server) errorResponse(err error) (int, ErrorResponse) {
 	var re *requestError
+	var ie *InvalidError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &re):
 		return re.status, ErrorResponse{Error: re.msg, Code: re.code, Field: re.field, Problems: re.problems}
+	case errors.As(err, &ie):
+		r := ErrorResponse{Error: ie.Msg, Code: CodeInvalid, Problems: ie.Problems}
+		if len(ie.Problems) > 0 {
+			r.Field = ie.Problems[0].Field
+		}
+		return http.StatusBadRequest, r
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, ErrorResponse{Code: CodeTooLarge,
 			Error: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
@@ -94,6 +101,8 @@ func (s *Server) errorResponse(err error) (int, ErrorResponse) {
 		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeHostNotFound}
 	case errors.Is(err, ErrReceiverNotFound):
 		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeReceiverNotFound}
+	case errors.Is(err, ErrRunNotFound), errors.Is(err, ErrTemplateNotFound), errors.Is(err, ErrArtifactNotFound):
+		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeNotFound}
 	case errors.Is(err, job.ErrQueueFull):
 		return http.StatusTooManyRequests, ErrorResponse{Error: err.Error(), Code: CodeQueueFull}
 	case errors.Is(err, job.ErrDuplicate):

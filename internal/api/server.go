@@ -36,8 +36,9 @@ type Server struct {
 
 	follows      followLimiter
 	eventStreams followLimiter
-	events       Events // nil: no GET /v1/events (SetEvents)
-	alerts       Alerts // nil: no /v1/alerts (SetAlerts)
+	events       Events    // nil: no GET /v1/events (SetEvents)
+	alerts       Alerts    // nil: no /v1/alerts (SetAlerts)
+	workflows    Workflows // nil: no /v1/workflows (SetWorkflows)
 }
 
 // route is one endpoint: its ServeMux pattern, the role it needs, and
@@ -75,6 +76,14 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "POST /v1/jobs/{id}/cancel", role: RoleSubmit, handler: s.cancelJob},
 		{pattern: "GET /v1/queue", role: RoleRead, handler: s.queue},
 		{pattern: "GET /v1/events", role: RoleRead, stream: true, handler: s.listEvents},
+		{pattern: "POST /v1/workflows/runs", role: RoleSubmit, handler: s.startWorkflow},
+		{pattern: "GET /v1/workflows/runs", role: RoleRead, handler: s.listWorkflowRuns},
+		{pattern: "GET /v1/workflows/runs/{id}", role: RoleRead, handler: s.getWorkflowRun},
+		{pattern: "POST /v1/workflows/runs/{id}/cancel", role: RoleSubmit, handler: s.cancelWorkflowRun},
+		{pattern: "GET /v1/workflows/runs/{id}/artifacts/{step}", role: RoleRead, stream: true, handler: s.getWorkflowArtifact},
+		{pattern: "GET /v1/workflows/templates", role: RoleRead, handler: s.listWorkflowTemplates},
+		{pattern: "GET /v1/workflows/templates/{name}", role: RoleRead, handler: s.getWorkflowTemplate},
+
 		{pattern: "GET /v1/alerts", role: RoleRead, handler: s.listAlerts},
 		{pattern: "POST /v1/alerts/test", role: RoleAdmin, handler: s.testAlerts},
 
