@@ -157,6 +157,31 @@ func TestCanonicalSingleFile(t *testing.T) {
 	}
 }
 
+// An archive in canonical order is written as it is read; one out of order
+// (here after a file and a hard link to it were written) or missing a
+// directory is rewritten: the same content has the same digest either way.
+func TestCanonicalStreamedAndRewrittenAgree(t *testing.T) {
+	s := open(t, artifact.Options{})
+	inOrder := []ent{dir("o/", 0o755), file("o/0", "zero", 0o644), file("o/a", "same", 0o644), file("o/b", "same", 0o644),
+		dir("o/d/", 0o755), file("o/d/y", "why", 0o600), file("o/d-e", "dash", 0o644)}
+	late := []ent{dir("o/", 0o755), file("o/a", "same", 0o644), {name: "o/b", link: "o/a", typ: tar.TypeLink},
+		file("o/0", "zero", 0o644), file("o/d-e", "dash", 0o644), file("o/d/y", "why", 0o600), dir("o/d/", 0o755)}
+	noDirs := []ent{file("o/0", "zero", 0o644), file("o/a", "same", 0o644), file("o/b", "same", 0o644),
+		file("o/d/y", "why", 0o600), file("o/d-e", "dash", 0o644)}
+	d1, d2, d3 := mustPut(t, s, inOrder), mustPut(t, s, late), mustPut(t, s, noDirs)
+	if d1 != d2 || d1 != d3 {
+		t.Fatalf("digests %s, %s, %s: want one", d1, d2, d3)
+	}
+	var names []string
+	for _, h := range stored(t, s, d1) {
+		names = append(names, h.Name)
+	}
+	// A directory's entries right after it: "d/y" before "d-e".
+	if got, want := strings.Join(names, " "), "0 a b d/ d/y d-e"; got != want {
+		t.Fatalf("canonical order %q, want %q", got, want)
+	}
+}
+
 func mustPut(t *testing.T, s *artifact.Store, ents []ent) string {
 	d, _ := put(t, s, makeTar(t, ents, 0, "", time.Now()))
 	return d
