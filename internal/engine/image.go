@@ -26,6 +26,19 @@ func (c *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
 	return err == nil, err
 }
 
+// ImageID returns the ID (the "sha256:..." digest of its config) of the
+// image ref on the host: what a container of ref would run. ErrNotFound if
+// the host lacks it.
+func (c *Client) ImageID(ctx context.Context, ref string) (string, error) {
+	var id string
+	err := c.call(ctx, "image inspect", c.timeouts.ImageInspect, func(ctx context.Context) error {
+		res, err := c.api.ImageInspect(ctx, ref)
+		id = res.ID
+		return err
+	})
+	return id, err
+}
+
 // ImageLoad loads an image tarball (docker save format) into the host,
 // reading the engine's answer to the end and failing on an error in it.
 func (c *Client) ImageLoad(ctx context.Context, tarball io.Reader) error {

@@ -63,6 +63,12 @@ func TestImagePullFromRegistry(t *testing.T) {
 	if ok, err := c.ImageExists(ctx, p.ID); err != nil || !ok {
 		t.Fatalf("the pulled image has not the pushed ID %s: %v %v", p.ID, ok, err)
 	}
+	if id, err := c.ImageID(ctx, p.Ref); err != nil || id != p.ID {
+		t.Fatalf("ImageID(%s) = %q, %v; want %s", p.Ref, id, err, p.ID)
+	}
+	if _, err := c.ImageID(ctx, "fusebox/never-pulled:1"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("ImageID of a missing image: %v", err)
+	}
 }
 
 // A registry that stalls mid-blob past the pull's deadline: an error, not

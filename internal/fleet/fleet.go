@@ -144,7 +144,9 @@ func New(cfg Config) (*Fleet, error) {
 	bs.Classify = classify
 	userChange := bs.OnStateChange
 	bs.OnStateChange = func(name string, from, to breaker.State) {
-		f.recordTransition(strings.TrimPrefix(name, breakerPrefix), from.String(), to.String())
+		if host, ok := strings.CutPrefix(name, breakerPrefix); ok {
+			f.recordTransition(host, from.String(), to.String())
+		}
 		if userChange != nil {
 			userChange(name, from, to)
 		}
@@ -286,6 +288,13 @@ func (f *Fleet) recordTransition(host, from, to string) {
 		l.fn(t)
 	}
 }
+
+// Breakers returns the registry that holds the hosts' breakers ("host/"
+// and the host's name); other components keep theirs in it too (a
+// workflow's: "workflow/" and its name), so every breaker is listed in one
+// place. Only the hosts' transitions are recorded as Transitions; the
+// others reach Config.Breaker.OnStateChange.
+func (f *Fleet) Breakers() *breaker.Registry { return f.reg }
 
 // Transitions returns the recorded breaker transitions, oldest first.
 func (f *Fleet) Transitions() []Transition {
