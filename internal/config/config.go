@@ -38,6 +38,24 @@ type Config struct {
 	Auth                Auth                `yaml:"auth"`
 	API                 API                 `yaml:"api"`
 	Alerts              Alerts              `yaml:"alerts"`
+	Workflows           Workflows           `yaml:"workflows"`
+}
+
+// Workflows configure the workflow runner: its step cache, its artifact
+// store (in data_dir/artifacts) and the default settings of the breaker of
+// each workflow, by the names of the system fusebox replaces (a
+// definition's circuit_breaker overrides them).
+type Workflows struct {
+	CacheTTL         time.Duration    `yaml:"cache_ttl"`          // a cached step result is reused this long
+	MaxArtifactBytes Size             `yaml:"max_artifact_bytes"` // each output of a step, as a tar
+	CircuitBreaker   WorkflowsBreaker `yaml:"circuit_breaker"`
+}
+
+// WorkflowsBreaker is the default breaker of a workflow.
+type WorkflowsBreaker struct {
+	FailureThreshold int           `yaml:"failure_threshold"` // failed runs in a row (their own failures) that open it
+	ResetTimeout     time.Duration `yaml:"reset_timeout"`     // open this long before a probe run goes through
+	HalfOpenTimeout  time.Duration `yaml:"half_open_timeout"` // a probe run that has not ended this long frees its slot
 }
 
 // Auth says who may use the HTTP API. With no tokens the API is open, and
@@ -322,13 +340,18 @@ const (
 	APIMaxFollowsPerTokenDefault = 8
 	APIFollowStartTimeoutDefault = 10 * time.Minute
 
-	AlertsRepeatIntervalDefault = 4 * time.Hour
-	AlertsQueueThresholdDefault = 0.8
-	AlertsEvalIntervalDefault   = 5 * time.Second
-	AlertsDegradedForDefault    = time.Minute
-	AlertsBackoffDefault        = 1 * time.Second
-	AlertsMaxBackoffDefault     = 5 * time.Minute
-	AlertReceiverTimeoutDefault = 5 * time.Second
+	WorkflowsCacheTTLDefault         = 7 * 24 * time.Hour
+	WorkflowsMaxArtifactBytesDefault = Size(1 << 30)
+	WorkflowsFailureThresholdDefault = 5
+	WorkflowsResetTimeoutDefault     = time.Minute
+	WorkflowsHalfOpenTimeoutDefault  = time.Hour
+	AlertsRepeatIntervalDefault      = 4 * time.Hour
+	AlertsQueueThresholdDefault      = 0.8
+	AlertsEvalIntervalDefault        = 5 * time.Second
+	AlertsDegradedForDefault         = time.Minute
+	AlertsBackoffDefault             = 1 * time.Second
+	AlertsMaxBackoffDefault          = 5 * time.Minute
+	AlertReceiverTimeoutDefault      = 5 * time.Second
 )
 
 // LogLevels are the accepted values of log_level.
@@ -436,6 +459,15 @@ func defaults(env lookupFunc, src *sources) *Config {
 		StopGracePeriod: StopGracePeriodDefault,
 		Retention:       RetentionDefault,
 		API:             API{MaxFollowsPerToken: APIMaxFollowsPerTokenDefault, FollowStartTimeout: APIFollowStartTimeoutDefault},
+		Workflows: Workflows{
+			CacheTTL:         WorkflowsCacheTTLDefault,
+			MaxArtifactBytes: WorkflowsMaxArtifactBytesDefault,
+			CircuitBreaker: WorkflowsBreaker{
+				FailureThreshold: WorkflowsFailureThresholdDefault,
+				ResetTimeout:     WorkflowsResetTimeoutDefault,
+				HalfOpenTimeout:  WorkflowsHalfOpenTimeoutDefault,
+			},
+		},
 		Alerts: Alerts{
 			RepeatInterval: AlertsRepeatIntervalDefault,
 			QueueThreshold: AlertsQueueThresholdDefault,

@@ -134,6 +134,13 @@
 //	  insecure_http: false       # true: plain HTTP beyond loopback (a proxy terminates TLS)
 //	  max_follows_per_token: 8   # log follows one token has open at once (>= 1); the next gets 429
 //	  follow_start_timeout: 10m  # a follow of a job queued or launching this long ends (> 0)
+//	workflows:                   # multi-step workflows (fusebox workflow run)
+//	  cache_ttl: 168h            # a cached step result is reused this long (> 0)
+//	  max_artifact_bytes: 1GiB   # each step output, as a tar (artifacts live in data_dir/artifacts)
+//	  circuit_breaker:           # each workflow's default breaker; a definition's circuit_breaker overrides it
+//	    failure_threshold: 5     # failed runs in a row (their own failures, not the fleet's) that open it (>= 1)
+//	    reset_timeout: 1m        # open this long, then one probe run goes through (> 0)
+//	    half_open_timeout: 1h    # a probe run not ended this long frees its slot (> 0)
 //	alerts:                      # operator alerts as Alertmanager webhooks, signed per Standard Webhooks
 //	  repeat_interval: 4h        # a still-firing alert is sent again this long after the last time, > 0
 //	  queue_threshold: 0.8       # FuseboxQueueNearlyFull from this share of max_queued_jobs, 0 < x <= 1

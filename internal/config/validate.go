@@ -69,6 +69,7 @@ func validate(c *Config, src *sources) []Problem {
 	v.auth(c)
 	v.api(&c.API)
 	v.alerts(&c.Alerts)
+	v.workflows(&c.Workflows)
 	return v.probs
 }
 
@@ -373,6 +374,17 @@ const (
 	alertSecretMinBytes = 24
 	alertSecretMaxBytes = 64
 )
+
+func (v *validator) workflows(w *Workflows) {
+	const p = "workflows."
+	v.positive(p+"cache_ttl", w.CacheTTL)
+	if w.MaxArtifactBytes < 1 {
+		v.bad(p+"max_artifact_bytes", "must be at least 1 byte, e.g. 1GiB (got %d)", w.MaxArtifactBytes)
+	}
+	v.atLeast(p+"circuit_breaker.failure_threshold", w.CircuitBreaker.FailureThreshold, 1)
+	v.positive(p+"circuit_breaker.reset_timeout", w.CircuitBreaker.ResetTimeout)
+	v.positive(p+"circuit_breaker.half_open_timeout", w.CircuitBreaker.HalfOpenTimeout)
+}
 
 func (v *validator) alerts(a *Alerts) {
 	const p = "alerts."

@@ -30,6 +30,9 @@ const (
 	// TypeHostBreaker: a host's circuit breaker changed state. Host; Data
 	// is Breaker.
 	TypeHostBreaker = "host.breaker"
+	// TypeBreaker: a breaker other than a host's (a workflow's:
+	// "workflow/<name>") changed state. Data is Breaker.
+	TypeBreaker = "breaker"
 	// TypeHostState: a host's state (ready, degraded, isolated, ...)
 	// changed. Host; Data is {"from", "to", "reason"}.
 	TypeHostState = "host.state"

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fusebox/breaker"
 	"log/slog"
 	"sync"
 	"time"
@@ -53,6 +54,13 @@ func newHostEvents(st store.Store, log *slog.Logger) *hostEvents {
 func (h *hostEvents) breaker(t fleet.Transition) {
 	h.add(event.Event{At: t.At, Type: event.TypeHostBreaker, Host: t.Host,
 		Data: event.MarshalData(event.Breaker{Name: t.Host, From: t.From, To: t.To})})
+}
+
+// named records a transition of a breaker other than a host's (a
+// workflow's).
+func (h *hostEvents) named(name string, from, to breaker.State) {
+	h.add(event.Event{At: time.Now(), Type: event.TypeBreaker,
+		Data: event.MarshalData(event.Breaker{Name: name, From: from.String(), To: to.String()})})
 }
 
 // state records a host's state change.

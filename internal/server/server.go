@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,8 @@ import (
 	"fusebox/internal/metrics"
 	"fusebox/internal/store"
 	"fusebox/internal/store/sqlite"
+	"fusebox/internal/workflow"
+	"fusebox/internal/workflow/artifact"
 )
 
 // Server is a running fusebox: store, fleet, dispatcher, metrics and API.
@@ -42,6 +45,8 @@ type Server struct {
 	API        *api.Server
 	Events     *event.Bus     // the event stream, fed by the store's hook
 	Alerts     *alert.Manager // operator alerts: evaluated from the stream, delivered from the outbox
+	Workflows  *workflow.Runner
+	Artifacts  *artifact.Store // the workflows' artifacts, in data_dir/artifacts
 	Logger     *slog.Logger
 
 	hostEvents *hostEvents
@@ -73,6 +78,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 
 	fc := fleetConfig(cfg)
 	fc.Logger = logger
+	fc.Breaker.OnStateChange = func(name string, from, to breaker.State) {
+		if !strings.HasPrefix(name, "host/") { // a host's reaches onTransition
+			he.named(name, from, to)
+			logger.Info("breaker changed", "breaker", name, "from", from, "to", to)
+		}
+	}
 	onTransition := func(t fleet.Transition) {
 		m.BreakerTransition(t.Host, t.From, t.To)
 		he.breaker(t)
@@ -108,7 +119,20 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		Placed:    func(_ *job.Job, host string) { m.JobPlaced(host) },
 		Finished:  func(j *job.Job) { m.JobFinished(j.State) },
 	}
+	arts, err := artifact.Open(filepath.Join(cfg.DataDir, "artifacts"), artifact.Options{MaxBytes: int64(cfg.Workflows.MaxArtifactBytes)})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("artifact store: %w", err)
+	}
+	dc.Artifacts = arts
 	d := dispatch.New(dc, st, fl)
+	wo := workflowOptions(cfg)
+	wo.Logger = logger
+	runner, err := workflow.New(st, d, bus, imageIDs{fl}, arts, fl.Breakers(), wo)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	m.SetQueueCapacity(cfg.Queue.MaxQueuedJobs)
 	m.SetQueueFunc(func() (int, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -133,10 +157,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Alerts: am, Logger: logger, hostEvents: he}
+	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Alerts: am, Workflows: runner,
+		Artifacts: arts, Logger: logger, hostEvents: he}
 	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, newFleetView(fl, st), m, logger)
 	srv.API.SetEvents(eventsView{st: st, bus: bus})
 	srv.API.SetAlerts(alertsView{m: am, st: st})
+	srv.API.SetWorkflows(workflowsView{r: runner, arts: arts})
 	return srv, nil
 }
 
@@ -187,6 +213,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			s.Dispatcher.Stop()
 		}
 	}()
+	if err := s.Workflows.Start(ctx); err != nil {
+		return err
+	}
+	defer s.Workflows.Stop() // on an early return; the shutdown below stops it before the dispatcher
 	// Alerts start once every host has been checked and recovery is done,
 	// so that a firing alert is not resolved by a fleet not checked yet.
 	if err := s.Alerts.Start(ctx); err != nil {
@@ -211,6 +241,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	start := time.Now()
 	s.Logger.Info("fusebox shutting down", append([]any{"cause", shutdownCause(ctx, err)}, s.jobCounts()...)...)
+	s.Workflows.Stop() // first: no step is submitted to a stopping dispatcher
 	s.Dispatcher.Stop()
 	stopped = true
 	s.Logger.Info("fusebox stopped: jobs left running keep running and are adopted at the next start",

@@ -1,0 +1,199 @@
+package server_test
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"fusebox/internal/api"
+	"fusebox/internal/apiclient"
+	"fusebox/internal/config"
+	"fusebox/internal/enginetest"
+	"fusebox/internal/event"
+	"fusebox/internal/store"
+	"fusebox/internal/workflow/wfrun"
+)
+
+// diamond is a -> (b, c) -> d; b and c sleep a second so that, on two hosts
+// of capacity 1, they provably run at the same time.
+const diamond = `name: diamond-test
+params:
+  - {name: lines, type: int, default: 20}
+  - {name: cprefix, default: c-}
+defaults:
+  image: %s
+steps:
+  - id: a
+    command: ["sh", "-c", "mkdir -p /out && seq 1 ${params.lines} > /out/a.txt"]
+    outputs: [/out]
+  - id: b
+    inputs: [{from: a, path: /out, at: /in}]
+    command: ["sh", "-c", "sleep 1; mkdir -p /out && sed 's/^/b-/' /in/a.txt > /out/b.txt"]
+    outputs: [/out]
+  - id: c
+    inputs: [{from: a, path: /out, at: /in}]
+    command: ["sh", "-c", "sleep 1; mkdir -p /out && sort -rn /in/a.txt | sed 's/^/${params.cprefix}/' > /out/c.txt"]
+    outputs: [/out]
+  - id: d
+    inputs: [{from: b, path: /out, at: /in/b}, {from: c, path: /out, at: /in/c}]
+    command: ["sh", "-c", "mkdir -p /out && cat /in/b/b.txt /in/c/c.txt > /out/combined.txt && cd /out && busybox sha256sum combined.txt > combined.txt.sha256"]
+    outputs: [/out]
+`
+
+// waitRun follows a run on the event stream until it ends.
+func waitRun(t *testing.T, c *apiclient.Client, id string) *api.WorkflowRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errEnded := errors.New("ended")
+	var last *api.WorkflowRun
+	check := func() error {
+		r, err := c.WorkflowRun(ctx, id)
+		if err != nil {
+			return err
+		}
+		last = r
+		if r.State.Terminal() {
+			return errEnded
+		}
+		return nil
+	}
+	if err := check(); errors.Is(err, errEnded) {
+		return last
+	}
+	err := c.Events(ctx, apiclient.EventsParams{Types: []string{"workflow.run", "workflow.step"}, Since: "0", Follow: true},
+		func(event.Event) error { return check() })
+	if !errors.Is(err, errEnded) {
+		t.Fatalf("run %s did not end: %v (last: %+v)", id, err, last)
+	}
+	return last
+}
+
+func stepOf(r *api.WorkflowRun, id string) api.WorkflowStep {
+	for _, s := range r.Steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return api.WorkflowStep{}
+}
+
+// A diamond DAG across two hosts: b and c run at the same time on
+// different hosts, files pass from a to b and c and from both to d, and
+// d's checksum is right. Run again unchanged: nothing runs, same digests.
+// Change what only c reads: c and d run again, each saying why.
+func TestDiamondWorkflowAcrossHosts(t *testing.T) {
+	engines := enginetest.Shared(t, 2)
+	img := enginetest.TestImage(t)
+	url := startInProcess(t, engines, func(cfg *config.Config) {
+		for i := range cfg.Hosts {
+			cfg.Hosts[i].Capacity = 1
+		}
+	})
+	c := apiclient.New(url, "")
+	ctx := context.Background()
+	src := fmt.Sprintf(diamond, img.Ref)
+
+	start := func(params map[string]string) *api.WorkflowRun {
+		t.Helper()
+		r, err := c.StartWorkflow(ctx, api.WorkflowRunRequest{Definition: src, TaskID: "diamond-1", Params: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = waitRun(t, c, r.ID)
+		if r.State != wfrun.RunSucceeded {
+			t.Fatalf("run %s: %s (%s): %+v", r.ID, r.State, r.Reason, r.Steps)
+		}
+		return r
+	}
+	first := start(nil)
+	b, cc := stepOf(first, "b"), stepOf(first, "c")
+	if b.Host == cc.Host || b.Host == "" {
+		t.Errorf("b ran on %q and c on %q: want two hosts", b.Host, cc.Host)
+	}
+	if !b.StartedAt.Before(cc.FinishedAt) || !cc.StartedAt.Before(b.FinishedAt) {
+		t.Errorf("b ran %v..%v and c %v..%v: not at the same time", b.StartedAt, b.FinishedAt, cc.StartedAt, cc.FinishedAt)
+	}
+	files := download(t, c, first.ID, "d", "/out")
+	sum := sha256.Sum256([]byte(files["combined.txt"]))
+	if want := hex.EncodeToString(sum[:]) + "  combined.txt\n"; files["combined.txt.sha256"] != want {
+		t.Fatalf("d's checksum %q, want %q", files["combined.txt.sha256"], want)
+	}
+	if !strings.HasPrefix(files["combined.txt"], "b-1\nb-2\n") || !strings.Contains(files["combined.txt"], "b-20\nc-20\nc-19\n") {
+		t.Fatalf("d's combined.txt:\n%s", files["combined.txt"])
+	}
+
+	jobsBefore := countJobs(t, c)
+	again := start(nil)
+	if n := countJobs(t, c); n != jobsBefore {
+		t.Errorf("the unchanged re-run ran %d jobs, want none", n-jobsBefore)
+	}
+	for _, s := range again.Steps {
+		if s.State != wfrun.StepCached || !s.Cached {
+			t.Errorf("re-run step %s: %s (cached %v), want cached", s.ID, s.State, s.Cached)
+		}
+		if got, want := digests(s), digests(stepOf(first, s.ID)); got != want {
+			t.Errorf("re-run step %s outputs %s, want %s", s.ID, got, want)
+		}
+	}
+
+	changed := start(map[string]string{"cprefix": "C-"})
+	for id, want := range map[string]wfrun.StepState{"a": wfrun.StepCached, "b": wfrun.StepCached, "c": wfrun.StepSucceeded, "d": wfrun.StepSucceeded} {
+		if s := stepOf(changed, id); s.State != want {
+			t.Errorf("after changing c's prefix, step %s: %s (%s), want %s", id, s.State, s.WhyRan, want)
+		}
+	}
+	if why := stepOf(changed, "c").WhyRan; !strings.Contains(why, "command") {
+		t.Errorf("c says it ran because %q, want its command changed", why)
+	}
+	if why := stepOf(changed, "d").WhyRan; !strings.Contains(why, "input") {
+		t.Errorf("d says it ran because %q, want an input changed", why)
+	}
+}
+
+// download fetches a step's output and returns its files by name.
+func download(t *testing.T, c *apiclient.Client, run, step, path string) map[string]string {
+	t.Helper()
+	rc, err := c.WorkflowArtifact(context.Background(), run, step, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		out[h.Name] = string(b)
+	}
+}
+
+func countJobs(t *testing.T, c *apiclient.Client) int {
+	t.Helper()
+	js, err := c.List(context.Background(), store.JobListParams{Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(js)
+}
+
+func digests(s api.WorkflowStep) string {
+	var ds []string
+	for _, o := range s.Outputs {
+		ds = append(ds, o.Path+"="+o.Digest)
+	}
+	return strings.Join(ds, ",")
+}
