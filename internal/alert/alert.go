@@ -71,6 +71,14 @@ type Snapshot struct {
 	Hosts     []HostSnapshot
 	Queued    int
 	MaxQueued int // 0: unbounded (no queue alert)
+	// Workflows are the workflows whose breaker exists (has been used).
+	Workflows []WorkflowSnapshot
+}
+
+// WorkflowSnapshot is the breaker of one workflow.
+type WorkflowSnapshot struct {
+	Name    string // the workflow's name (its breaker is "workflow/<name>")
+	Breaker breaker.State
 }
 
 // HostSnapshot is one host of a Snapshot.

@@ -580,6 +580,8 @@ func TestAlertConditions(t *testing.T) {
 			[]string{"FuseboxHostDegraded a warning"}},
 		{"half-open", Snapshot{Hosts: []HostSnapshot{{Name: "a", State: fleet.HostProbing, Breaker: breaker.StateHalfOpen}, {Name: "b", State: fleet.HostDegraded}}},
 			[]string{"FuseboxBreakerOpen a warning", "FuseboxHostDegraded b warning"}},
+		{"workflow breakers", Snapshot{Workflows: []WorkflowSnapshot{{Name: "ci", Breaker: breaker.StateOpen}, {Name: "etl", Breaker: breaker.StateClosed}, {Name: "ml", Breaker: breaker.StateHalfOpen}}},
+			[]string{"FuseboxWorkflowBreakerOpen warning", "FuseboxWorkflowBreakerOpen warning"}},
 		{"all out", Snapshot{Hosts: []HostSnapshot{{Name: "a", State: fleet.HostUnavailable, Breaker: breaker.StateOpen},
 			{Name: "b", State: fleet.HostDraining}, {Name: "c", State: fleet.HostIsolated, Breaker: breaker.StateForcedOpen}}},
 			[]string{"FuseboxAllHostsOut critical", "FuseboxBreakerOpen a warning"}},

@@ -14,6 +14,8 @@
 //	FuseboxQueueNearlyFull -      warning   queued jobs >= queue_threshold × max_queued_jobs
 //	FuseboxHostDegraded    host   warning   the host has been degraded for DegradedFor (1m): a host
 //	                                        passes through degraded on its way out and back
+//	FuseboxWorkflowBreakerOpen workflow warning  a workflow's breaker is open or half-open: its runs
+//	                                        failed by their own fault; resolved when it closes
 //	FuseboxJobLost         job_id warning   a job reached state lost; it fires once and resolves by
 //	                       (host)           itself JobLostResolveTimeout (5m) after, as Alertmanager's
 //	                                        resolve_timeout does: a lost job stays lost

@@ -20,6 +20,10 @@ const (
 	// NameQueueNearlyFull: the queue holds QueueThreshold of its bound or
 	// more.
 	NameQueueNearlyFull = "FuseboxQueueNearlyFull"
+	// NameWorkflowBreakerOpen: a workflow's breaker is open or half-open:
+	// its runs failed by their own fault often enough that new ones are
+	// refused. Resolved when it closes.
+	NameWorkflowBreakerOpen = "FuseboxWorkflowBreakerOpen"
 	// NameHostDegraded: a host is degraded.
 	NameHostDegraded = "FuseboxHostDegraded"
 	// NameJobLost: a job was marked lost. It fires once per job and
@@ -35,6 +39,7 @@ const (
 	LabelSeverity  = "severity" // critical, warning, info
 	LabelHost      = "host"
 	LabelJobID     = "job_id"
+	LabelWorkflow  = "workflow"
 )
 
 // JobLostResolveTimeout is when a FuseboxJobLost alert resolves: this long
@@ -46,7 +51,7 @@ const JobLostResolveTimeout = 5 * time.Minute
 // levelAlerts are the alerts the Snapshot decides: firing while their
 // condition holds, resolved when it no longer does.
 var levelAlerts = map[string]bool{
-	NameBreakerOpen: true, NameAllHostsOut: true, NameQueueNearlyFull: true, NameHostDegraded: true,
+	NameBreakerOpen: true, NameAllHostsOut: true, NameQueueNearlyFull: true, NameHostDegraded: true, NameWorkflowBreakerOpen: true,
 }
 
 // want is an alert whose condition holds now.
@@ -88,6 +93,20 @@ func evaluate(snap Snapshot, threshold float64) map[string]want {
 				},
 			})
 		}
+	}
+	for _, wf := range snap.Workflows {
+		if wf.Breaker != breaker.StateOpen && wf.Breaker != breaker.StateHalfOpen {
+			continue
+		}
+		add(want{
+			labels: map[string]string{LabelAlertName: NameWorkflowBreakerOpen, LabelWorkflow: wf.Name, LabelSeverity: "warning"},
+			annotations: map[string]string{
+				"summary": fmt.Sprintf("fusebox: breaker of workflow %s open", wf.Name),
+				"description": fmt.Sprintf("Runs of workflow %s failed by their own steps' fault often enough that its circuit breaker opened: "+
+					"new runs are refused until a probe run succeeds. `fusebox workflow runs --workflow %s` shows why they failed; "+
+					"fix the workflow, or run it with --no-circuit-breaker.", wf.Name, wf.Name),
+			},
+		})
 	}
 	if len(snap.Hosts) > 0 && usable == 0 {
 		add(want{

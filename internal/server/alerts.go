@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"fusebox/internal/alert"
@@ -14,6 +15,7 @@ import (
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/store"
+	"fusebox/internal/workflow"
 )
 
 // alertOptions translates alerts: (the Logger and Observer are the
@@ -48,6 +50,11 @@ func (s alertSource) Snapshot(ctx context.Context) (alert.Snapshot, error) {
 	snap := alert.Snapshot{Queued: qs.Queued, MaxQueued: qs.MaxQueued}
 	for _, h := range s.fl.Hosts() {
 		snap.Hosts = append(snap.Hosts, alert.HostSnapshot{Name: h.Name(), State: h.Status().State, Breaker: h.Breaker().State()})
+	}
+	for _, b := range s.fl.Breakers().List() {
+		if name, ok := strings.CutPrefix(b.Name(), workflow.BreakerPrefix); ok {
+			snap.Workflows = append(snap.Workflows, alert.WorkflowSnapshot{Name: name, Breaker: b.State()})
+		}
 	}
 	return snap, nil
 }

@@ -197,3 +197,67 @@ func digests(s api.WorkflowStep) string {
 	}
 	return strings.Join(ds, ",")
 }
+
+// A workflow whose step always fails trips its own breaker after
+// failure_threshold runs: the next start is refused at once with 503 and
+// Retry-After, the operators' alert fires, and the hosts' breakers are
+// untouched.
+func TestFailingWorkflowIsRefusedFast(t *testing.T) {
+	engines := enginetest.Shared(t, 1)
+	img := enginetest.TestImage(t)
+	url := startInProcess(t, engines, func(cfg *config.Config) { cfg.Alerts.EvalInterval = 100 * time.Millisecond })
+	c := apiclient.New(url, "")
+	ctx := context.Background()
+	src := fmt.Sprintf(`name: always-fails
+circuit_breaker: {failure_threshold: 2, reset_timeout: 1m}
+steps:
+  - {id: s, image: %s, command: ["sh", "-c", "exit 3"]}
+`, img.Ref)
+	for i := range 2 {
+		r, err := c.StartWorkflow(ctx, api.WorkflowRunRequest{Definition: src})
+		if err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+		if r = waitRun(t, c, r.ID); r.State != wfrun.RunFailed || r.Cause != wfrun.CauseOwn {
+			t.Fatalf("run %d: %s (%s, cause %s)", i+1, r.State, r.Reason, r.Cause)
+		}
+	}
+	start := time.Now()
+	_, err := c.StartWorkflow(ctx, api.WorkflowRunRequest{Definition: src})
+	took := time.Since(start)
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.RetryAfter <= 0 || !strings.Contains(ae.Message, "always-fails") {
+		t.Fatalf("third start: %v; want 503 with Retry-After naming the workflow", err)
+	}
+	t.Logf("refused in %v, retry after %v: %s", took, ae.RetryAfter, ae.Message)
+	if _, err := c.StartWorkflow(ctx, api.WorkflowRunRequest{Definition: src, UseCircuitBreaker: new(bool)}); err != nil {
+		t.Errorf("a run without the breaker was refused: %v", err)
+	}
+	waitAlertFiring(t, c, "FuseboxWorkflowBreakerOpen", "workflow", "always-fails")
+	hs, err := c.Hosts(ctx)
+	if err != nil || hs[0].Breaker.State != "closed" || hs[0].Breaker.ConsecutiveFailures != 0 {
+		t.Fatalf("the host's breaker counted the workflow's failures: %+v %v", hs, err)
+	}
+}
+
+// waitAlertFiring polls GET /v1/alerts until alert name fires with label
+// key=value.
+func waitAlertFiring(t *testing.T, c *apiclient.Client, name, key, value string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Alerts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range st.Firing {
+			if f.Name == name && f.Labels[key] == value {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alert %s{%s=%s} never fired: %+v", name, key, value, st.Firing)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the API
+	}
+}
