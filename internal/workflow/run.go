@@ -351,7 +351,7 @@ func (l *runLoop) submit(ctx context.Context, p *pass, ds def.Step, s wfrun.Step
 	j, _, err := l.r.jobs.Submit(ctx, l.spec(ds, ins, try))
 	if err != nil {
 		var fe *job.FieldError
-		if errors.Is(err, job.ErrInvalid) {
+		if errors.Is(err, job.ErrInvalid) || errors.Is(err, job.ErrDuplicate) { // no resubmission changes that
 			cause := job.CauseRefused
 			if errors.As(err, &fe) && fe.Field == "constraints" { // no configured host carries its labels: the fleet's
 				cause = job.CauseNoHost

@@ -337,8 +337,7 @@ func TestResumeAfterRestartRunsNothingTwice(t *testing.T) {
 	a.Outputs = []string{"/out"}
 	b := r.sh("b", "sleep 3 && cat /in/f")
 	b.Inputs = []def.Input{{From: "a", Path: "/out", At: "/in"}}
-	c := r.sh("c", "true")
-	c.DependsOn = []string{"b"}
+	c := def.Step{ID: "c", Image: r.img.Ref, Command: []string{testjob, "print", "done"}, DependsOn: []string{"b"}}
 	run := r.submit(workflow.SubmitRequest{Workflow: resolved("resume", a, b, c)})
 	eventually(t, time.Minute, "b to run", func() bool {
 		_, steps, err := r.runner.Get(context.Background(), run.ID)
