@@ -227,6 +227,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	loops, stopLoops := context.WithCancel(ctx)
 	defer func() { stopLoops(); wg.Wait() }()
 	wg.Go(func() { s.publishHostStates(loops) })
+	wg.Go(func() { s.collectArtifacts(loops) })
 	counted := s.Events.Subscribe(event.Filter{}, event.FromNow)
 	defer counted.Close()
 	wg.Go(func() { // fusebox_events_total
@@ -305,6 +306,39 @@ func (s *Server) publishHostStates(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// Artifact garbage collection: every artifactGCInterval, the artifacts no
+// stored job, step, run or cache entry refers to (those went with
+// retention) and not written for artifactGrace are deleted. The grace
+// keeps an output a step has just collected but not recorded yet.
+const (
+	artifactGCInterval = time.Hour
+	artifactGrace      = time.Hour
+)
+
+func (s *Server) collectArtifacts(ctx context.Context) {
+	t := time.NewTicker(artifactGCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		in, err := s.Store.ArtifactsInUse(ctx)
+		if err != nil {
+			s.Logger.Warn("artifact gc: read what is in use", "err", err)
+			continue
+		}
+		n, freed, err := s.Artifacts.GC(func(d string) bool { return in[d] }, time.Now().Add(-artifactGrace))
+		if err != nil {
+			s.Logger.Warn("artifact gc", "err", err)
+		}
+		if n > 0 {
+			s.Logger.Info("artifact gc", "removed", n, "freed_bytes", freed)
 		}
 	}
 }

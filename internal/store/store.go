@@ -224,6 +224,11 @@ type Store interface {
 	// WorkflowStore: workflow runs, their steps and the step cache.
 	WorkflowStore
 
+	// ArtifactsInUse returns the digests of every artifact a stored job,
+	// workflow step, run result or cache entry refers to: what artifact
+	// garbage collection keeps.
+	ArtifactsInUse(ctx context.Context) (map[string]bool, error)
+
 	// Close releases the store. Safe to call twice.
 	Close() error
 }

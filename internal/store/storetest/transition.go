@@ -300,6 +300,9 @@ func testAttemptOutcomes(f *fx) {
 		got.Outputs[0].Size != 1024 || got.Cause != job.CauseNone {
 		f.t.Fatalf("outputs and cause as stored: %+v %v", got, err)
 	}
+	if in, err := f.s.ArtifactsInUse(f.ctx); err != nil || !in["sha256:"+strings.Repeat("ab", 32)] {
+		f.t.Fatalf("ArtifactsInUse = %v, %v; want the job's output", in, err)
+	}
 	check("ok", job.Attempt{ContainerID: "c-ok", FinishedAt: at(3 * time.Second), Outcome: "succeeded", Error: "exit code 0"})
 
 	run("neg")
