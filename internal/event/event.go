@@ -46,7 +46,8 @@ const (
 	// (internal/workflow). Data is WorkflowRun.
 	TypeWorkflowRun = "workflow.run"
 	// TypeWorkflowStep: a step of a workflow run changed (its state, its
-	// job, its try). Data is WorkflowStep.
+	// job, its try). Host (its job's, once it has one); Data is
+	// WorkflowStep.
 	TypeWorkflowStep = "workflow.step"
 )
 

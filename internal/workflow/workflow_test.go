@@ -392,3 +392,58 @@ func TestCancelAndTimeout(t *testing.T) {
 		t.Fatalf("timed-out run: %s", dump(got, nil))
 	}
 }
+
+// A run resumed by a new runner has lost its breaker token: its own
+// failure still counts, on a token it asks for anew.
+func TestResumedRunStillCountsAgainstItsBreaker(t *testing.T) {
+	r := newRig(t, enginetest.Shared(t, 1), rigOptions{})
+	s := r.sh("s", "sleep 2 && exit 1")
+	s.Cache = false
+	w := resolved("resumed-failure", s)
+	w.UseCircuitBreaker = true
+	w.CircuitBreaker = def.Breaker{FailureThreshold: 1, ResetTimeout: time.Minute}
+	run := r.submit(workflow.SubmitRequest{Workflow: w})
+	eventually(t, time.Minute, "s to run", func() bool {
+		_, steps, err := r.runner.Get(context.Background(), run.ID)
+		return err == nil && byID(steps)["s"].State == wfrun.StepRunning
+	}, nil)
+	r.runner.Stop()
+	r.startRunner()
+	if got, _ := r.wait(run.ID, time.Minute); got.State != wfrun.RunFailed || got.Cause != wfrun.CauseOwn {
+		t.Fatalf("resumed run: %s", dump(got, nil))
+	}
+	if _, err := r.runner.Submit(context.Background(), workflow.SubmitRequest{Workflow: w}); !errors.Is(err, breaker.ErrOpen) {
+		t.Fatalf("submit after the resumed run's failure: %v, want the breaker open", err)
+	}
+}
+
+// A step whose host hangs mid-run fails over inside its job (the
+// dispatcher's attempts) and uses no step retry.
+func TestHostFailureFailsOverWithoutAStepRetry(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	enginetest.RequireFaults(t, engines)
+	r := newRig(t, engines, rigOptions{dispatch: dispatch.Config{LostAfter: 2 * time.Second, ReconcileInterval: 500 * time.Millisecond}})
+	s := def.Step{ID: "s", Image: r.img.Ref, Command: []string{testjob, "sleep", "4s", "print", "finished"},
+		Retries: def.Retries{Max: 2, BackoffFactor: 0.1}}
+	run := r.submit(workflow.SubmitRequest{Workflow: resolved("host-hangs", s)})
+	var host string
+	eventually(t, time.Minute, "s to run", func() bool {
+		_, steps, err := r.runner.Get(context.Background(), run.ID)
+		host = byID(steps)["s"].Host
+		return err == nil && byID(steps)["s"].State == wfrun.StepRunning
+	}, nil)
+	for _, e := range engines.Engines {
+		if e.Name == host {
+			if err := e.Hang(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Resume() })
+		}
+	}
+	got, steps := r.wait(run.ID, 2*time.Minute)
+	st := steps["s"]
+	jobs := r.jobsOf(run.ID, "s")
+	if got.State != wfrun.RunSucceeded || st.Try != 1 || len(jobs) != 1 || jobs[0].Attempt != 2 || jobs[0].Host == host || st.Host == host {
+		t.Fatalf("run: %s; %d jobs, attempt %d on %s (hung %s)", dump(got, []wfrun.Step{st}), len(jobs), jobs[0].Attempt, jobs[0].Host, host)
+	}
+}
