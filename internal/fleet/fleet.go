@@ -143,18 +143,21 @@ func New(cfg Config) (*Fleet, error) {
 	bs := cfg.Breaker
 	bs.Classify = classify
 	userChange := bs.OnStateChange
-	bs.OnStateChange = func(name string, from, to breaker.State) {
+	bs.OnStateChange = nil
+	reg, err := breaker.NewRegistry(bs)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: breaker settings: %w", err)
+	}
+	// On the registry, not in its default settings: breakers others create
+	// in it with their own settings (a workflow's) report too.
+	reg.OnStateChange(func(name string, from, to breaker.State) {
 		if host, ok := strings.CutPrefix(name, breakerPrefix); ok {
 			f.recordTransition(host, from.String(), to.String())
 		}
 		if userChange != nil {
 			userChange(name, from, to)
 		}
-	}
-	reg, err := breaker.NewRegistry(bs)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: breaker settings: %w", err)
-	}
+	})
 	f.reg = reg
 	for i, hc := range cfg.Hosts {
 		if hc.Name == "" {
