@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +262,48 @@ func waitAlertFiring(t *testing.T, c *apiclient.Client, name, key, value string)
 			t.Fatalf("alert %s{%s=%s} never fired: %+v", name, key, value, st.Firing)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the API
+	}
+}
+
+// `fusebox workflow run TEMPLATE` shows each step's progress as it happens
+// and ends with the step table, exit 0; the second run is all cached; a
+// definition with problems exits 125 listing them with their lines.
+func TestWorkflowRunCommand(t *testing.T) {
+	engines := enginetest.Shared(t, 2)
+	enginetest.TestImage(t) // the template's default image
+	url := startInProcess(t, engines, nil)
+	bin := buildFusebox(t, t.TempDir())
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "FUSEBOX_SERVER="+url)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errs := run("workflow", "run", "diamond", "--param", "lines=5", "--task-id", "cli-1")
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(errs, " d: running") || !strings.Contains(errs, " a: succeeded") {
+		t.Fatalf("workflow run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	code, out, _ = run("workflow", "run", "diamond", "--param", "lines=5")
+	if code != 0 || strings.Count(out, "cached") != 4 {
+		t.Fatalf("second run: exit %d, want 4 steps cached:\n%s", code, out)
+	}
+	code, out, _ = run("workflow", "runs", "--task-id", "cli-1")
+	if code != 0 || strings.Count(out, "diamond") != 1 {
+		t.Fatalf("workflow runs --task-id: exit %d:\n%s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("name: bad\nsteps:\n  - id: a\n    image: x\n    depends_on: [nope]\n"), 0o644)
+	code, _, errs = run("workflow", "run", bad)
+	if code != 125 || !strings.Contains(errs, "nope") || !strings.Contains(errs, ":5:") {
+		t.Fatalf("a definition with a problem: exit %d:\n%s", code, errs)
 	}
 }
