@@ -35,6 +35,8 @@ bench: bench-breaker
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/engine/... ./internal/event/... ./internal/alert/...
 	$(GO) test -run '^$$' -bench RunWaitAgainstDockerRun -benchtime 10x ./internal/server/
 	$(GO) test -run '^$$' -bench DispatchWithDeadAlertReceiver -benchtime 3x ./internal/server/
+	$(GO) test -run '^$$' -bench DiamondAgainstByHand -benchtime 3x ./internal/server/
+	$(GO) test -run '^$$' -bench CopyOutIn -benchtime 5x ./internal/workflow/artifact/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting (make fmt)"; exit 1; }
