@@ -3,6 +3,20 @@
 // config package's style), its parameters and their substitution, and the
 // DAG of its steps. It also holds the shipped templates.
 //
+// Parse reads the YAML (keys: name, description, category, params,
+// defaults, timeout, caching_enabled, use_circuit_breaker, circuit_breaker,
+// steps, and max_retries, retry_backoff_factor, retry_jitter as defaults of
+// every step) and returns every problem at once as Problems, each
+// "file:line:col: field: message". It applies the defaults to each step
+// (step, then defaults, then the top level, then the built-in defaults), so
+// a Workflow's steps are complete but for ${params.x}, which Resolve
+// substitutes (in image, command, env values, workdir and constraint
+// values; $${ is a literal ${) after checking the params given, putting the
+// steps in run order and listing the Results.
+//
+// Templates are embedded from templates/*.yaml; each runs on the demo image
+// with its params' defaults.
+//
 // It knows nothing of how a workflow runs: internal/workflow runs a
 // Resolved workflow, each step as a fusebox job.
 package def
@@ -16,7 +30,7 @@ type Workflow struct {
 	Category    string       `json:"category,omitempty"`    // templates are listed by it ("ci", "data", "ml", "maintenance"); "" otherwise
 	Params      []Param      `json:"params,omitempty"`      // in file order
 	Defaults    StepDefaults `json:"defaults"`
-	Steps       []Step       `json:"steps"` // in file order
+	Steps       []Step       `json:"steps"` // in file order, defaults applied (in a Resolved: in run order)
 	// Timeout bounds a whole run (0: none).
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// CachingEnabled is caching_enabled (default true).

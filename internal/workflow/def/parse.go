@@ -276,10 +276,10 @@ func (p *reader) paramList(n ast.Node) {
 			}
 			return
 		}
-		if _, ok := d.at[path+".name"]; !ok {
-			d.add(path, "needs a name")
-		}
 		if !haveName {
+			if !d.hasProblemAt(path + ".name") {
+				d.add(path, "needs a name")
+			}
 			return
 		}
 		if prev, dup := first[prm.Name]; dup {
@@ -529,6 +529,10 @@ func (p *reader) stepList(n ast.Node) {
 					deps = deps[:MaxDependsOn]
 				}
 				for j, dep := range deps {
+					if dep == "" {
+						d.add(indexPath(path, j), "must be a step id (got nothing)")
+						continue
+					}
 					if k := slices.Index(deps[:j], dep); k >= 0 && dep != "" {
 						d.add(indexPath(path, j), "lists %q twice (also %s)", dep, indexPath(path, k))
 						continue
@@ -565,7 +569,7 @@ func (p *reader) stepList(n ast.Node) {
 			w.Steps = append(w.Steps, st)
 			return
 		}
-		if _, ok := d.at[path+".id"]; !ok {
+		if st.ID == "" && !d.hasProblemAt(path+".id") {
 			d.add(path, "needs an id (letters, digits, '_' and '-')")
 		}
 		p.nDeps = append(p.nDeps, len(st.DependsOn))
@@ -636,8 +640,8 @@ func (p *reader) inputs(path string, v ast.Node, st *Step) {
 			}
 			return
 		}
-		for _, k := range []string{"from", "path"} {
-			if _, ok := d.at[ip+"."+k]; !ok {
+		for _, f := range []struct{ k, v string }{{"from", in.From}, {"path", in.Path}} {
+			if k := f.k; f.v == "" && !d.hasProblemAt(ip+"."+k) {
 				d.add(ip, "needs %s: the step and the output path it names", k)
 			}
 		}

@@ -117,6 +117,11 @@ func TestParseProblems(t *testing.T) {
 			"w.yaml:14:12: steps[0].cache: must be true or false (got 1)",
 			"w.yaml:15:14: steps[0].env.A: must be a string (got a list)",
 			"w.yaml:15:19: steps[0].env: has an empty name"}},
+		{"nulls", "name: w\nparams: [{name: ~}]\ndefaults: {image: i}\nsteps:\n  - id: ~\n  - id: b\n    depends_on: [~]\n    inputs: [{from: ~, path: /x}]\n", []string{
+			"w.yaml:2:10: params[0]: needs a name",
+			"w.yaml:5:5: steps[0]: needs an id (letters, digits, '_' and '-')",
+			"w.yaml:7:18: steps[1].depends_on[0]: must be a step id (got nothing)",
+			"w.yaml:8:14: steps[1].inputs[0]: needs from: the step and the output path it names"}},
 		{"anchors", "name: w\nx: &a [*a]\nsteps: *nope\n", []string{
 			"w.yaml:2:1: x: unknown field; known fields are name, description, category, params, defaults, timeout, caching_enabled, use_circuit_breaker, circuit_breaker, steps, max_retries, retry_backoff_factor, retry_jitter",
 			"w.yaml:3:8: steps: unknown anchor *nope (an anchor must be defined with &nope before it is used)"}},
