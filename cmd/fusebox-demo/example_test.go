@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/internal/apiclient"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/server"
 )
@@ -36,30 +37,11 @@ func TestCircuitBreakerWorkflowExample(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../fusebox").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg := demoConfig(engines, filepath.Join(dir, "data"))
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-
-	sctx, stop := context.WithTimeout(ctx, 90*time.Second)
+	url := serve(t, engines, filepath.Join(dir, "data"))
+	sctx, stop := context.WithTimeout(context.Background(), 90*time.Second)
 	defer stop()
 	cmd := exec.CommandContext(sctx, bash, "../../examples/circuit-breaker-workflow/run.sh")
-	cmd.Env = append(os.Environ(), "FUSEBOX="+bin, "FUSEBOX_SERVER=http://"+ln.Addr().String(), "FUSEBOX_TOKEN=")
+	cmd.Env = append(os.Environ(), "FUSEBOX="+bin, "FUSEBOX_SERVER="+url, "FUSEBOX_TOKEN=")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("run.sh took %v:\n%s", time.Since(start).Round(time.Millisecond), out)
@@ -75,4 +57,48 @@ func TestCircuitBreakerWorkflowExample(t *testing.T) {
 			t.Errorf("run.sh's output lacks %q", want)
 		}
 	}
+}
+
+// The demo's second act: the diamond template across the engines, then
+// the same run again, every step cached with the same outputs.
+func TestDemoWorkflowAct(t *testing.T) {
+	engines := enginetest.ForTest(t, 2)
+	var out strings.Builder
+	d := &demo{out: &out, start: time.Now(), api: apiclient.New(serve(t, engines, t.TempDir()), "")}
+	err := d.workflows(context.Background())
+	t.Logf("the act:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"at the same time: true", "(checked)", "4 of 4 steps cached", "same outputs: true"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the act's output lacks %q", want)
+		}
+	}
+}
+
+// serve runs the demo's server on engines until the test ends and returns
+// its URL.
+func serve(t *testing.T, engines *enginetest.Fleet, dataDir string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, demoConfig(engines, dataDir), server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }

@@ -1,7 +1,9 @@
 // Command fusebox-demo tells fusebox's failover story on three private
 // Docker engines (`make demo`): a stream of jobs, one engine hung with
 // SIGSTOP, its breaker opening while the jobs flow to the other two, the
-// engine resumed, probed and back, and a summary.
+// engine resumed, probed and back, and a summary. A second act runs the
+// shipped "diamond" workflow across the three engines, then the same run
+// again, all cached.
 //
 // It needs root and Debian's docker.io and busybox-static (make demo
 // installs them). Everything it starts is torn down when it ends.
@@ -150,7 +152,10 @@ func run(ctx context.Context, out io.Writer, cli string) error {
 	}
 	d.hosts(ctx)
 	stopWatch()
-	return d.summary(ctx, hung.Name)
+	if err := d.summary(ctx, hung.Name); err != nil {
+		return err
+	}
+	return d.workflows(ctx)
 }
 
 // direct runs one job on each engine with `fusebox run --host`, straight
