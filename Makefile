@@ -17,7 +17,8 @@ deps:
 
 # Three private engines: one job run directly on each with `fusebox run
 # --host`, then the failover story: a stream of jobs, one host hung and
-# brought back, and a summary.
+# brought back, and a summary; then the diamond workflow, run twice (the
+# second all cached).
 demo: deps
 	$(GO) build -o bin/ ./cmd/fusebox ./cmd/fusebox-demo
 	./bin/fusebox-demo -fusebox ./bin/fusebox
