@@ -799,3 +799,28 @@ func TestHostActionActorIsTokenName(t *testing.T) {
 		}
 	}
 }
+
+func TestWhoAmI(t *testing.T) {
+	e := apitest.Start(t, api.Config{Tokens: []api.Token{
+		{Value: "r-token", Role: api.RoleRead, Name: "bot"},
+		{Value: "a-token", Role: api.RoleAdmin},
+	}}, testHosts...)
+	for _, c := range []struct {
+		token string
+		want  api.WhoAmI
+	}{{"r-token", api.WhoAmI{Name: "bot", Role: api.RoleRead}}, {"a-token", api.WhoAmI{Name: "token-2", Role: api.RoleAdmin}}} {
+		r := do(t, "GET", e.URL+"/v1/whoami", "", "Authorization", "Bearer "+c.token)
+		wantStatus(t, r, 200, "")
+		if got := decode[api.WhoAmI](t, r); got != c.want {
+			t.Errorf("token %s: %+v, want %+v", c.token, got, c.want)
+		}
+	}
+	wantStatus(t, do(t, "GET", e.URL+"/v1/whoami", ""), 401, api.CodeUnauthorized)
+
+	open := apitest.Start(t, api.Config{}, testHosts...)
+	r := do(t, "GET", open.URL+"/v1/whoami", "")
+	wantStatus(t, r, 200, "")
+	if got := decode[api.WhoAmI](t, r); got != (api.WhoAmI{Name: api.ActorLocal, Role: api.RoleAdmin}) {
+		t.Errorf("without tokens: %+v", got)
+	}
+}

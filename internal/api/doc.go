@@ -35,6 +35,7 @@
 //	GET  /v1/jobs/{id}/logs[?follow=true] read
 //	POST /v1/jobs/{id}/cancel             submit
 //	GET  /v1/queue                        read
+//	GET  /v1/whoami                       read
 //	GET  /v1/events                       read   (server-sent events)
 //	GET  /v1/hosts                        read
 //	GET  /v1/hosts/transitions            read

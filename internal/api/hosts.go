@@ -106,6 +106,20 @@ func actor(r *http.Request) string {
 // actorKey is the context key of the request's actor (see actor).
 type actorKey struct{}
 
+// roleKey is the context key of the role of the request's token (absent
+// without tokens).
+type roleKey struct{}
+
+// whoami answers GET /v1/whoami: who the request's token acts as, and its
+// role.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	role, ok := r.Context().Value(roleKey{}).(Role)
+	if !ok {
+		role = RoleAdmin // no tokens: everything is allowed
+	}
+	writeJSON(w, http.StatusOK, WhoAmI{Name: actor(r), Role: role})
+}
+
 func (s *Server) host(name string) (fleet.HostStatus, error) {
 	for _, h := range s.fleet.Hosts() {
 		if h.Name == name {

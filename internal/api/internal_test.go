@@ -76,6 +76,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"LogsResponse":         reflect.TypeFor[LogsResponse](),
 		"LogEvent":             reflect.TypeFor[LogEvent](),
 		"QueueStats":           reflect.TypeFor[QueueStats](),
+		"WhoAmI":               reflect.TypeFor[WhoAmI](),
 		"HostStatus":           reflect.TypeFor[fleet.HostStatus](),
 		"BreakerStatus":        reflect.TypeFor[fleet.BreakerStatus](),
 		"HostList":             reflect.TypeFor[HostList](),

@@ -75,6 +75,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "GET /v1/jobs/{id}/logs", role: RoleRead, stream: true, handler: s.jobLogs},
 		{pattern: "POST /v1/jobs/{id}/cancel", role: RoleSubmit, handler: s.cancelJob},
 		{pattern: "GET /v1/queue", role: RoleRead, handler: s.queue},
+		{pattern: "GET /v1/whoami", role: RoleRead, handler: s.whoami},
 		{pattern: "GET /v1/events", role: RoleRead, stream: true, handler: s.listEvents},
 		{pattern: "POST /v1/workflows/runs", role: RoleSubmit, handler: s.startWorkflow},
 		{pattern: "GET /v1/workflows/runs", role: RoleRead, handler: s.listWorkflowRuns},
@@ -206,6 +207,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				actorName = fmt.Sprintf("token-%d", tok.index+1)
 			}
 			r = r.WithContext(context.WithValue(r.Context(), actorKey{}, actorName))
+			r = r.WithContext(context.WithValue(r.Context(), roleKey{}, tok.Role))
 		}
 		// Not every ResponseWriter supports deadlines (a test recorder);
 		// that only means no bound.

@@ -75,6 +75,14 @@ type HostTransitionList struct {
 	Transitions []fleet.Transition `json:"transitions"`
 }
 
+// WhoAmI is the body of GET /v1/whoami: the name the request's token acts
+// as (the actor recorded with what it does) and its role. Without tokens
+// configured every request may do everything: name ActorLocal, role admin.
+type WhoAmI struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+}
+
 // ErrorResponse is the body of every error. Code is stable and meant for
 // programs; Error is for people. Field and Problems name bad input.
 type ErrorResponse struct {
