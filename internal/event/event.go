@@ -49,6 +49,9 @@ const (
 	// job, its try). Host (its job's, once it has one); Data is
 	// WorkflowStep.
 	TypeWorkflowStep = "workflow.step"
+	// TypeMCPToolCall: a tool of the MCP server at /mcp was called
+	// (internal/mcpserver). Data is MCPToolCall.
+	TypeMCPToolCall = "mcp.tool_call"
 )
 
 // Event is one entry of the log.
@@ -110,6 +113,14 @@ type WorkflowStep struct {
 	Try    int    `json:"try,omitempty"`
 	JobID  string `json:"job_id,omitempty"`
 	Cached bool   `json:"cached,omitempty"`
+}
+
+// MCPToolCall is the Data of a TypeMCPToolCall event.
+type MCPToolCall struct {
+	Tool string `json:"tool"`
+	By   string `json:"by"`              // the token's name (see api.WhoAmI)
+	OK   bool   `json:"ok"`              // false: the call ended in a tool error
+	Err  string `json:"error,omitempty"` // that error, when not OK
 }
 
 // Filter selects events. Zero fields select everything.
