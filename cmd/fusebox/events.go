@@ -20,7 +20,9 @@ func (a *app) eventsCommand() *cobra.Command {
 		Short: "Print what happened: job transitions, host breakers, operator actions",
 		Long: `Print the events of the server's event stream, oldest first: job transitions
 (job.transition), host breaker transitions (host.breaker), host state changes
-(host.state), operator actions (operator.action). Without -f, print what
+(host.state), operator actions (operator.action), other breakers (breaker:
+a workflow's), workflow runs and steps (workflow.run, workflow.step) and
+alert deliveries (alert.delivery). Without -f, print what
 matches and exit; with -f, follow new events until interrupted (without
 --since, from now on). A dropped connection is resumed where it stopped,
 without missing or repeating an event. --since takes a sequence number (the
@@ -79,6 +81,9 @@ func eventSummary(ev event.Event) string {
 	if hasFrom && hasTo {
 		if from == "" {
 			from = "(new)"
+		}
+		if name, _ := d["name"].(string); name != "" && ev.Host == "" {
+			b.WriteString(name + ": ") // a breaker of no host: "workflow/etl: closed -> open"
 		}
 		fmt.Fprintf(&b, "%s -> %s", from, to)
 		if ev.Attempt > 0 {

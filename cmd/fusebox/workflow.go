@@ -135,6 +135,8 @@ func workflowStartError(what string, err error) error {
 		return err
 	}
 	switch {
+	case ae.Status == 503 && ae.RetryAfter > 0 && strings.Contains(ae.Message, "retry after"):
+		return fmt.Errorf("%s, or run with --no-circuit-breaker", ae.Message)
 	case ae.Status == 503 && ae.RetryAfter > 0:
 		return fmt.Errorf("%s; retry in %s, or run with --no-circuit-breaker", ae.Message, ae.RetryAfter.Round(time.Second))
 	case len(ae.Problems) > 0:

@@ -56,7 +56,7 @@ seconds() {
 # retry_after: the wait the last refusal named, in seconds.
 retry_after() {
 	local d
-	d="$(sed -n 's/.*retry in \([0-9hms.]*\).*/\1/p' <<<"$err" | head -n1)"
+	d="$(sed -n -E 's/.*retry (in|after) ([0-9hms.]+).*/\2/p' <<<"$err" | head -n1)"
 	[[ -n "$d" ]] || die "the refusal did not say when to retry: $err"
 	seconds "$d"
 }
@@ -68,7 +68,7 @@ since="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "0. the upstream is up: the workflow succeeds"
 for _ in 1 2 3; do # still open from an earlier story on this server? wait it out
 	run
-	[[ $rc -eq 125 && "$err" == *"retry in"* ]] || break
+	[[ $rc -eq 125 && "$err" == *"retry "* ]] || break
 	wait_s="$(retry_after)"
 	echo "(the breaker is still open from an earlier story; waiting ${wait_s}s)"
 	sleep "$wait_s"
@@ -97,7 +97,7 @@ echo "waiting ${wait_s}s (reset_timeout: 10s, with jitter)"
 sleep "$wait_s"
 for _ in 1 2 3; do # the open time has jitter: wait what a refusal still says
 	run
-	[[ $rc -eq 125 && "$err" == *"retry in"* ]] || break
+	[[ $rc -eq 125 && "$err" == *"retry "* ]] || break
 	wait_s="$(retry_after)"
 	echo "not yet: waiting ${wait_s}s more"
 	sleep "$wait_s"
