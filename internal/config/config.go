@@ -39,6 +39,14 @@ type Config struct {
 	API                 API                 `yaml:"api"`
 	Alerts              Alerts              `yaml:"alerts"`
 	Workflows           Workflows           `yaml:"workflows"`
+	MCP                 MCP                 `yaml:"mcp"`
+}
+
+// MCP configures the MCP server at /mcp of fusebox serve (internal/mcpserver).
+type MCP struct {
+	// ReadOnly registers only the tools annotated read-only: an agent can
+	// look at jobs, hosts and workflows but change nothing.
+	ReadOnly bool `yaml:"read_only"`
 }
 
 // Workflows configure the workflow runner: its step cache, its artifact

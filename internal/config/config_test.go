@@ -112,7 +112,7 @@ func TestDefaultFillsEverything(t *testing.T) {
 		"circuit_breaker.failure_rate": true, "circuit_breaker.slow_call": true,
 		"health_check.canary.enabled": true, "health_check.canary.image": true,
 		"api.tls.cert": true, "api.tls.key": true, "api.insecure_http": true,
-		"alerts.external_url": true,
+		"alerts.external_url": true, "mcp.read_only": true,
 	}
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {

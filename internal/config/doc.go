@@ -141,6 +141,8 @@
 //	    failure_threshold: 5     # failed runs in a row (their own failures, not the fleet's) that open it (>= 1)
 //	    reset_timeout: 1m        # open this long, then one probe run goes through (> 0)
 //	    half_open_timeout: 1h    # a probe run not ended this long frees its slot (> 0)
+//	mcp:                         # the MCP server at /mcp (tools for AI agents; fusebox mcp for stdio)
+//	  read_only: false           # true: only the tools annotated read-only are offered
 //	alerts:                      # operator alerts as Alertmanager webhooks, signed per Standard Webhooks
 //	  repeat_interval: 4h        # a still-firing alert is sent again this long after the last time, > 0
 //	  queue_threshold: 0.8       # FuseboxQueueNearlyFull from this share of max_queued_jobs, 0 < x <= 1

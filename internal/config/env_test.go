@@ -23,6 +23,7 @@ func TestEnvOverrides(t *testing.T) {
 			return c.HealthCheck.Canary.Enabled && c.HealthCheck.Canary.Image == "busybox"
 		}},
 		{"bool forms", map[string]string{"FUSEBOX_CIRCUIT_BREAKER_ENABLED": "off"}, func(c *Config) bool { return !c.CircuitBreaker.Enabled }},
+		{"mcp read-only", map[string]string{"FUSEBOX_MCP_READ_ONLY": "true"}, func(c *Config) bool { return c.MCP.ReadOnly }},
 		{"float", map[string]string{"FUSEBOX_RETRY_JITTER": "0.5"}, func(c *Config) bool { return c.Retry.Jitter == 0.5 }},
 		{"size", map[string]string{"FUSEBOX_LOGS_MAX_BYTES": "2MiB"}, func(c *Config) bool { return c.Logs.MaxBytes == 2<<20 }},
 		{"typed string", map[string]string{"FUSEBOX_LOST_HOST_POLICY": "lost"}, func(c *Config) bool { return c.LostHost.Policy == LostHostLost }},
