@@ -56,6 +56,7 @@ type MCP struct {
 type Workflows struct {
 	CacheTTL         time.Duration    `yaml:"cache_ttl"`          // a cached step result is reused this long
 	MaxArtifactBytes Size             `yaml:"max_artifact_bytes"` // each output of a step, as a tar
+	MaxRunBytes      Size             `yaml:"max_run_bytes"`      // all the outputs of one run together
 	CircuitBreaker   WorkflowsBreaker `yaml:"circuit_breaker"`
 }
 
@@ -350,6 +351,7 @@ const (
 
 	WorkflowsCacheTTLDefault         = 7 * 24 * time.Hour
 	WorkflowsMaxArtifactBytesDefault = Size(1 << 30)
+	WorkflowsMaxRunBytesDefault      = Size(10 << 30)
 	WorkflowsFailureThresholdDefault = 5
 	WorkflowsResetTimeoutDefault     = time.Minute
 	WorkflowsHalfOpenTimeoutDefault  = time.Hour
@@ -470,6 +472,7 @@ func defaults(env lookupFunc, src *sources) *Config {
 		Workflows: Workflows{
 			CacheTTL:         WorkflowsCacheTTLDefault,
 			MaxArtifactBytes: WorkflowsMaxArtifactBytesDefault,
+			MaxRunBytes:      WorkflowsMaxRunBytesDefault,
 			CircuitBreaker: WorkflowsBreaker{
 				FailureThreshold: WorkflowsFailureThresholdDefault,
 				ResetTimeout:     WorkflowsResetTimeoutDefault,

@@ -86,7 +86,7 @@ func TestDefaultsNoFile(t *testing.T) {
 		API:             API{MaxFollowsPerToken: 8, FollowStartTimeout: 10 * time.Minute},
 		Alerts: Alerts{RepeatInterval: 4 * time.Hour, QueueThreshold: 0.8, EvalInterval: 5 * time.Second, DegradedFor: time.Minute,
 			Backoff: time.Second, MaxBackoff: 5 * time.Minute},
-		Workflows: Workflows{CacheTTL: 7 * 24 * time.Hour, MaxArtifactBytes: 1 << 30,
+		Workflows: Workflows{CacheTTL: 7 * 24 * time.Hour, MaxArtifactBytes: 1 << 30, MaxRunBytes: 10 << 30,
 			CircuitBreaker: WorkflowsBreaker{FailureThreshold: 5, ResetTimeout: time.Minute, HalfOpenTimeout: time.Hour}},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -137,6 +137,7 @@
 //	workflows:                   # multi-step workflows (fusebox workflow run)
 //	  cache_ttl: 168h            # a cached step result is reused this long (> 0)
 //	  max_artifact_bytes: 1GiB   # each step output, as a tar (artifacts live in data_dir/artifacts)
+//	  max_run_bytes: 10GiB       # all the outputs of one run together (>= max_artifact_bytes); past it the run fails
 //	  circuit_breaker:           # each workflow's default breaker; a definition's circuit_breaker overrides it
 //	    failure_threshold: 5     # failed runs in a row (their own failures, not the fleet's) that open it (>= 1)
 //	    reset_timeout: 1m        # open this long, then one probe run goes through (> 0)

@@ -381,6 +381,9 @@ func (v *validator) workflows(w *Workflows) {
 	if w.MaxArtifactBytes < 1 {
 		v.bad(p+"max_artifact_bytes", "must be at least 1 byte, e.g. 1GiB (got %d)", w.MaxArtifactBytes)
 	}
+	if w.MaxRunBytes < w.MaxArtifactBytes {
+		v.bad(p+"max_run_bytes", "must be at least max_artifact_bytes (%s), e.g. 10GiB (got %s)", w.MaxArtifactBytes, w.MaxRunBytes)
+	}
 	v.atLeast(p+"circuit_breaker.failure_threshold", w.CircuitBreaker.FailureThreshold, 1)
 	v.positive(p+"circuit_breaker.reset_timeout", w.CircuitBreaker.ResetTimeout)
 	v.positive(p+"circuit_breaker.half_open_timeout", w.CircuitBreaker.HalfOpenTimeout)

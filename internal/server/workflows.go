@@ -25,9 +25,10 @@ import (
 func workflowOptions(c *config.Config) workflow.Options {
 	b := c.Workflows.CircuitBreaker
 	return workflow.Options{
-		CacheTTL:  c.Workflows.CacheTTL,
-		Breaker:   breaker.Settings{ConsecutiveFailures: b.FailureThreshold, OpenDuration: b.ResetTimeout, ProbeTimeout: b.HalfOpenTimeout},
-		Retention: c.Retention,
+		CacheTTL:    c.Workflows.CacheTTL,
+		MaxRunBytes: int64(c.Workflows.MaxRunBytes),
+		Breaker:     breaker.Settings{ConsecutiveFailures: b.FailureThreshold, OpenDuration: b.ResetTimeout, ProbeTimeout: b.HalfOpenTimeout},
+		Retention:   c.Retention,
 	}
 }
 

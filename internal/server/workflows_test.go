@@ -307,3 +307,29 @@ func TestWorkflowRunCommand(t *testing.T) {
 		t.Fatalf("a definition with a problem: exit %d:\n%s", code, errs)
 	}
 }
+
+// Outputs are bounded per artifact and per run: a run whose steps' outputs
+// together pass workflows.max_run_bytes fails, its own fault.
+func TestRunOutputsAreBounded(t *testing.T) {
+	engines := enginetest.Shared(t, 1)
+	img := enginetest.TestImage(t)
+	url := startInProcess(t, engines, func(cfg *config.Config) {
+		cfg.Workflows.MaxArtifactBytes = 64 << 10
+		cfg.Workflows.MaxRunBytes = 96 << 10
+	})
+	c := apiclient.New(url, "")
+	src := fmt.Sprintf(`name: big-outputs
+defaults: {image: %s, cache: false}
+steps:
+  - {id: a, command: ["sh", "-c", "mkdir -p /out && head -c 50000 /dev/zero > /out/a"], outputs: [/out]}
+  - {id: b, depends_on: [a], command: ["sh", "-c", "mkdir -p /out && head -c 50000 /dev/zero > /out/b"], outputs: [/out]}
+`, img.Ref)
+	r, err := c.StartWorkflow(context.Background(), api.WorkflowRunRequest{Definition: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = waitRun(t, c, r.ID)
+	if r.State != wfrun.RunFailed || r.Cause != wfrun.CauseOwn || !strings.Contains(r.Reason, "max_run_bytes") {
+		t.Fatalf("run %s (cause %s): %s", r.State, r.Cause, r.Reason)
+	}
+}

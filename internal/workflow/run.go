@@ -133,7 +133,22 @@ func (l *runLoop) advance(ctx context.Context) (time.Time, bool, error) {
 			errs = append(errs, fmt.Errorf("step %s: %w", ds.ID, err))
 		}
 	}
-	// A failed step ends the run; all done succeeds it.
+	// A failed step ends the run, and so do outputs past the run's bound;
+	// all done succeeds it.
+	if limit := l.r.o.MaxRunBytes; limit > 0 {
+		var total int64
+		for _, s := range p.steps {
+			if s.State.Done() {
+				for _, o := range s.Outputs {
+					total += o.Size
+				}
+			}
+		}
+		if total > limit {
+			return ended(l.end(ctx, p, wfrun.RunFailed, wfrun.CauseOwn,
+				fmt.Sprintf("its steps' outputs are %d bytes, over the run's bound of %d (workflows.max_run_bytes)", total, limit)))
+		}
+	}
 	all := true
 	for _, s := range p.steps {
 		if s.State == wfrun.StepFailed {

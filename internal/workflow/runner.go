@@ -81,6 +81,10 @@ type Options struct {
 	// fields: BreakerDefaults); a definition's circuit_breaker overrides
 	// them.
 	Breaker breaker.Settings
+	// MaxRunBytes bounds the outputs of all of a run's steps together
+	// (each output is bounded by the artifact store); past it the run
+	// fails, its own fault. 0: no bound.
+	MaxRunBytes int64
 	// ReconcileInterval is how often a run looks at its steps' jobs even
 	// when no event woke it (events are a wake-up; the store is the truth).
 	ReconcileInterval time.Duration
