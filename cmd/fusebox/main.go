@@ -214,6 +214,7 @@ system's CAs, or only the CA in --cacert or $FUSEBOX_CACERT.`,
 		a.workflowCommand(),
 		a.configCommand(),
 		a.serveCommand(),
+		a.mcpCommand(),
 		a.versionCommand(),
 	)
 	for _, act := range hostActions {

@@ -103,6 +103,15 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 	return s
 }
 
+// SetMCP serves h at /mcp (every method; the MCP streamable HTTP
+// transport) behind the usual token auth with role read: h sees the
+// request's Authorization header and acts with that token, so the roles of
+// the API it calls apply to each tool. The route streams (no request
+// timeout). Call it before Serve.
+func (s *Server) SetMCP(h http.Handler) {
+	s.mux.Handle("/mcp", s.wrap(route{pattern: "/mcp", role: RoleRead, stream: true, handler: h.ServeHTTP}))
+}
+
 // Handler returns the server's handler, with every route, authentication
 // and request logging.
 func (s *Server) Handler() http.Handler { return s.mux }

@@ -182,7 +182,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	return nil, fmt.Errorf("database driver %q is not supported yet", driver)
 }
 
-// Run starts the fleet's health checks and the dispatcher, serves the API
+// Run starts the fleet's health checks and the dispatcher, serves the API (and the MCP server at /mcp)
 // on ln until ctx ends, then stops everything (running containers keep
 // running; the next start adopts them).
 //
@@ -236,6 +236,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	s.Logger.Info("fusebox serving", "addr", ln.Addr().String(), "hosts", len(s.Fleet.Hosts()), "max_queued", s.Config.Queue.MaxQueuedJobs)
+	s.mountMCP(ln)
 	err := s.API.Serve(ctx, ln)
 	if errors.Is(err, context.Canceled) {
 		err = nil

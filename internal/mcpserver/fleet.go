@@ -1,0 +1,134 @@
+package mcpserver
+
+import (
+	"context"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"fusebox/internal/fleet"
+)
+
+// NoIn is the input of the tools that take none.
+type NoIn struct{}
+
+// HostsOut is the output of list_hosts.
+type HostsOut struct {
+	Hosts []Host `json:"hosts,omitempty"`
+}
+
+// HostNameIn is the input of get_host.
+type HostNameIn struct {
+	Name string `json:"name" jsonschema:"the host's name (from list_hosts)"`
+}
+
+// HostOut is the output of get_host and the admin tools (the host after
+// the action).
+type HostOut struct {
+	Host Host `json:"host"`
+}
+
+// BreakersOut is the output of list_breakers.
+type BreakersOut struct {
+	Breakers []Breaker `json:"breakers,omitempty"`
+	Note     string    `json:"note,omitempty"`
+}
+
+// HostActionIn is the input of the admin tools.
+type HostActionIn struct {
+	Name   string `json:"name" jsonschema:"the host's name (from list_hosts)"`
+	Reason string `json:"reason" jsonschema:"why, in one line: recorded with the action and your token's name, and shown with the host"`
+}
+
+func (s *server) addFleetTools() {
+	register(s, tool{Tool: &mcp.Tool{Name: "list_hosts",
+		Description: "List the fleet's Docker hosts: state, breaker state, jobs running, capacity, labels, last health check and the last operator action.",
+		Annotations: readOnly("List hosts")}}, s.listHosts)
+	register(s, tool{Tool: &mcp.Tool{Name: "get_host",
+		Description: "Get one Docker host: state, breaker, load, labels, last error and the last operator action.",
+		Annotations: readOnly("Get a host")}}, s.getHost)
+	register(s, tool{Tool: &mcp.Tool{Name: "list_breakers",
+		Description: "List circuit breakers and their state: each host's (an open one gets no jobs until a probe succeeds) " +
+			"and, over stdio, this client's own breaker in front of the fusebox server.",
+		Annotations: readOnly("List circuit breakers")}}, s.listBreakers)
+}
+
+func (s *server) addAdminTools() {
+	register(s, tool{admin: true, Tool: &mcp.Tool{Name: "isolate_host",
+		Description: "Take a host out: force its breaker open so that no job is placed on it until release_host or reset_breaker. Needs an admin token.",
+		Annotations: writes("Isolate a host", true, true, false)}}, s.hostAction("isolate", s.b.Isolate))
+	register(s, tool{admin: true, Tool: &mcp.Tool{Name: "release_host",
+		Description: "Undo isolate_host or drain_host: the host takes jobs again. Needs an admin token.",
+		Annotations: writes("Release a host", false, true, false)}}, s.hostAction("release", s.b.Release))
+	register(s, tool{admin: true, Tool: &mcp.Tool{Name: "drain_host",
+		Description: "Stop placing new jobs on a host; the jobs running there finish. Needs an admin token.",
+		Annotations: writes("Drain a host", false, true, false)}}, s.hostAction("drain", s.b.Drain))
+	register(s, tool{admin: true, Tool: &mcp.Tool{Name: "reset_breaker",
+		Description: "Close a host's breaker and forget its failures (ending an isolation): jobs go to it again at once, without a probe. Needs an admin token.",
+		Annotations: writes("Reset a host's breaker", true, true, false)}}, s.hostAction("reset", s.b.Reset))
+}
+
+func (s *server) listHosts(ctx context.Context, _ NoIn) (HostsOut, error) {
+	hs, err := s.b.Hosts(ctx)
+	if err != nil {
+		return HostsOut{}, err
+	}
+	var out HostsOut
+	for i := range hs {
+		out.Hosts = append(out.Hosts, hostOf(&hs[i]))
+	}
+	return out, nil
+}
+
+func needName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return badArg("name", "is required: the host's name (list_hosts shows them)")
+	}
+	return nil
+}
+
+func (s *server) getHost(ctx context.Context, in HostNameIn) (HostOut, error) {
+	if err := needName(in.Name); err != nil {
+		return HostOut{}, err
+	}
+	h, err := s.b.Host(ctx, in.Name)
+	if err != nil {
+		return HostOut{}, err
+	}
+	return HostOut{Host: hostOf(h)}, nil
+}
+
+func (s *server) listBreakers(ctx context.Context, _ NoIn) (BreakersOut, error) {
+	var out BreakersOut
+	if br := s.opts.Breaker; br != nil {
+		// This one first: it answers even when the server does not.
+		sn := br.Snapshot()
+		out.Breakers = append(out.Breakers, Breaker{Name: sn.Name, Kind: "mcp-client", State: sn.State.String(),
+			ConsecutiveFailures: sn.ConsecutiveFailures, Trips: sn.Trips, Rejected: int64(sn.Totals.Rejected)})
+	}
+	hs, err := s.b.Hosts(ctx)
+	if err != nil {
+		return BreakersOut{}, err
+	}
+	for _, h := range hs {
+		out.Breakers = append(out.Breakers, breakerOf("host/"+h.Name, "host", h.Breaker))
+	}
+	out.Note = "workflow breakers (workflow/<name>) are not served by the API yet; a run refused by one fails with its retry-after"
+	return out, nil
+}
+
+func (s *server) hostAction(action string, do func(context.Context, string, string) (*fleet.HostStatus, error)) func(context.Context, HostActionIn) (HostOut, error) {
+	return func(ctx context.Context, in HostActionIn) (HostOut, error) {
+		if err := needName(in.Name); err != nil {
+			return HostOut{}, err
+		}
+		if strings.TrimSpace(in.Reason) == "" {
+			return HostOut{}, badArg("reason", "is required: say in one line why you %s host %s", action, in.Name)
+		}
+		h, err := do(ctx, in.Name, in.Reason)
+		if err != nil {
+			return HostOut{}, err
+		}
+		return HostOut{Host: hostOf(h)}, nil
+	}
+}
