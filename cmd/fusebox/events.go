@@ -21,8 +21,9 @@ func (a *app) eventsCommand() *cobra.Command {
 		Long: `Print the events of the server's event stream, oldest first: job transitions
 (job.transition), host breaker transitions (host.breaker), host state changes
 (host.state), operator actions (operator.action), other breakers (breaker:
-a workflow's), workflow runs and steps (workflow.run, workflow.step) and
-alert deliveries (alert.delivery). Without -f, print what
+a workflow's), workflow runs and steps (workflow.run, workflow.step),
+alert deliveries (alert.delivery) and the tool calls of the MCP server at
+/mcp (mcp.tool_call). Without -f, print what
 matches and exit; with -f, follow new events until interrupted (without
 --since, from now on). A dropped connection is resumed where it stopped,
 without missing or repeating an event. --since takes a sequence number (the
