@@ -69,20 +69,26 @@ type httpHandler struct {
 func (h *httpHandler) server(r *http.Request) *mcp.Server {
 	token := bearer(r)
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s, ok := h.servers[token]; ok {
+	s, ok := h.servers[token]
+	h.mu.Unlock()
+	if ok {
 		return s
 	}
 	b := h.o.Backend(token)
 	ctx, cancel := context.WithTimeout(r.Context(), whoamiTimeout)
 	defer cancel()
 	who, err := b.WhoAmI(ctx)
-	s := New(b, Options{ReadOnly: h.o.ReadOnly, Role: who.Role, Actor: who.Name, Recorder: h.o.Recorder,
+	s = New(b, Options{ReadOnly: h.o.ReadOnly, Role: who.Role, Actor: who.Name, Recorder: h.o.Recorder,
 		ServerURL: "this server", Version: h.o.Version, Logger: h.o.Logger})
 	if err != nil {
 		// Serve without the admin tools, and ask again next time.
 		h.o.Logger.Warn("mcp: cannot tell the token's role; no admin tools for this session", "err", err)
 		return s
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if first, ok := h.servers[token]; ok { // another request built it meanwhile
+		return first
 	}
 	h.servers[token] = s
 	return s
