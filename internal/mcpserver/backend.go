@@ -42,6 +42,7 @@ type Backend interface {
 	WorkflowTemplates(ctx context.Context, category string) ([]api.WorkflowTemplate, error)
 	WorkflowTemplate(ctx context.Context, name string) (*api.WorkflowTemplate, error)
 
+	Queue(ctx context.Context) (api.QueueStats, error)
 	WhoAmI(ctx context.Context) (api.WhoAmI, error)
 }
 

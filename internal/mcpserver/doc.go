@@ -22,6 +22,16 @@
 //     with that token, and each tool call is recorded in the event stream as
 //     mcp.tool_call with the token's name (HTTPOptions.Recorder).
 //
+// # Resources
+//
+// fusebox://hosts and fusebox://stats (the queue), and the resource
+// templates fusebox://jobs/{id}, fusebox://jobs/{id}/logs (its tail),
+// fusebox://workflows/runs/{id} and fusebox://workflows/templates/{name},
+// all JSON. resources/subscribe on a job, its logs or a run follows the
+// event stream and sends notifications/resources/updated at each change
+// until it ends (at most 64 watches per server; a session's end stops its
+// own).
+//
 // # Safety
 //
 // Every tool carries honest annotations (readOnlyHint, destructiveHint,

@@ -42,7 +42,7 @@ func NewHTTPHandler(o HTTPOptions) http.Handler {
 		o.Logger = slog.Default()
 	}
 	h := &httpHandler{o: o, servers: map[string]*mcp.Server{}}
-	sh := mcp.NewStreamableHTTPHandler(h.server, &mcp.StreamableHTTPOptions{Logger: o.Logger, SessionTimeout: 30 * time.Minute})
+	sh := mcp.NewStreamableHTTPHandler(h.server, &mcp.StreamableHTTPOptions{Logger: slog.New(warnOnly{o.Logger.Handler()}), SessionTimeout: 30 * time.Minute})
 	// The token's hash is the session's user: a session opened with one
 	// token cannot be used with another.
 	bound := auth.RequireBearerToken(func(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {

@@ -117,9 +117,14 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func connect(t *testing.T, tr mcp.Transport) *mcp.ClientSession {
 	t.Helper()
+	return connectWith(t, tr, nil)
+}
+
+func connectWith(t *testing.T, tr mcp.Transport, o *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "fusebox-test", Version: "1"}, nil).Connect(ctx, tr, nil)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "fusebox-test", Version: "1"}, o).Connect(ctx, tr, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -398,6 +403,8 @@ func TestHTTPTransport(t *testing.T) {
 		t.Errorf("submit token: isolate_host %v, submit_job %v", atools["isolate_host"] != nil, atools["submit_job"] != nil)
 	}
 
+	testResources(t, fb.URL(), img.Ref)
+
 	// Every call is in the event stream with the token's name.
 	c := apiclient.New(fb.URL(), "reader-token-0123456789")
 	by := map[string]int{}
@@ -508,5 +515,69 @@ func TestStdioTransport(t *testing.T) {
 	}](t, cs, "list_breakers", map[string]any{})
 	if len(br.Breakers) < 2 || br.Breakers[0].Kind != "mcp-client" || br.Breakers[0].State != "closed" || br.Breakers[1].Kind != "host" {
 		t.Errorf("list_breakers: %+v", br)
+	}
+}
+
+// readJSON reads a resource and decodes its JSON.
+func readJSON(t *testing.T, cs *mcp.ClientSession, uri string) map[string]any {
+	t.Helper()
+	res, err := cs.ReadResource(context.Background(), &mcp.ReadResourceParams{URI: uri})
+	if err != nil {
+		t.Fatalf("read %s: %v", uri, err)
+	}
+	if len(res.Contents) != 1 || res.Contents[0].MIMEType != "application/json" {
+		t.Fatalf("read %s: %+v", uri, res.Contents)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(res.Contents[0].Text), &v); err != nil {
+		t.Fatalf("read %s: %v", uri, err)
+	}
+	return v
+}
+
+// The resources, and a subscription to a job that tells when it ended.
+func testResources(t *testing.T, url, image string) {
+	updated := make(chan string, 16)
+	cs := connectWith(t, &mcp.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: bearer{"agent-token-0123456789"}}},
+		&mcp.ClientOptions{ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			select {
+			case updated <- req.Params.URI:
+			default:
+			}
+		}})
+	if hosts := readJSON(t, cs, "fusebox://hosts"); len(hosts["hosts"].([]any)) != 1 {
+		t.Errorf("fusebox://hosts: %v", hosts)
+	}
+	if stats := readJSON(t, cs, "fusebox://stats"); stats["by_state"] == nil {
+		t.Errorf("fusebox://stats: %v", stats)
+	}
+	if tmpl := readJSON(t, cs, "fusebox://workflows/templates/diamond"); !strings.Contains(tmpl["template"].(map[string]any)["source"].(string), "steps:") {
+		t.Errorf("fusebox://workflows/templates/diamond: %v", tmpl)
+	}
+	if _, err := cs.ReadResource(context.Background(), &mcp.ReadResourceParams{URI: "fusebox://jobs/no-such-job"}); err == nil {
+		t.Error("reading an unknown job: no error")
+	}
+
+	sub := ok[submitOut](t, cs, "submit_job", map[string]any{"image": image, "command": []string{"sh", "-c", "sleep 1; echo done"}})
+	uri := "fusebox://jobs/" + sub.Job.ID
+	if err := cs.Subscribe(context.Background(), &mcp.SubscribeParams{URI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case got := <-updated:
+			if got != uri {
+				t.Fatalf("update for %s, subscribed to %s", got, uri)
+			}
+		case <-timeout:
+			t.Fatalf("no update telling that job %s ended", sub.Job.ID)
+		}
+		if j := readJSON(t, cs, uri)["job"].(map[string]any); j["state"] == "succeeded" {
+			break
+		}
+	}
+	if logs := readJSON(t, cs, uri+"/logs"); logs["stdout"] != "done\n" {
+		t.Errorf("%s/logs: %v", uri, logs)
 	}
 }

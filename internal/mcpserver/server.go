@@ -48,6 +48,8 @@ type server struct {
 	opts  Options
 	srv   *mcp.Server
 	tools []string // registered, in order
+
+	watches watches // behind resource subscriptions
 }
 
 // instructions is what a client shows the model about the server.
@@ -73,7 +75,8 @@ func newServer(b Backend, o Options) *server {
 	}
 	s := &server{b: b, opts: o}
 	s.srv = mcp.NewServer(&mcp.Implementation{Name: "fusebox", Title: "fusebox", Version: o.Version},
-		&mcp.ServerOptions{Instructions: instructions, Logger: o.Logger})
+		&mcp.ServerOptions{Instructions: instructions, Logger: slog.New(warnOnly{o.Logger.Handler()}), SubscribeHandler: s.subscribe, UnsubscribeHandler: s.unsubscribe})
+	s.addResources()
 	s.addJobTools()
 	s.addFleetTools()
 	s.addWorkflowTools()
@@ -151,6 +154,16 @@ func (s *server) record(ctx context.Context, name string, callErr error) {
 		s.opts.Logger.Warn("mcp: recording a tool call", "tool", name, "err", err)
 	}
 }
+
+// warnOnly passes on warnings and errors only: the SDK logs every request
+// and notification at info.
+type warnOnly struct{ slog.Handler }
+
+func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
+func (w warnOnly) WithGroup(name string) slog.Handler    { return warnOnly{w.Handler.WithGroup(name)} }
 
 func ptr[T any](v T) *T { return &v }
 
