@@ -417,7 +417,7 @@ func pos(n ast.Node) *token.Position {
 	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
 		return pos(m.Values[0].Key)
 	}
-	if n == nil || n.GetToken() == nil {
+	if n == nil || n.GetToken() == nil || n.GetToken().Position == nil {
 		return &token.Position{}
 	}
 	return n.GetToken().Position

@@ -51,7 +51,7 @@ func (d *Dispatcher) Submit(ctx context.Context, spec job.Spec) (j *job.Job, exi
 		spec.PullPolicy = job.PullMissing
 	}
 	now := time.Now().UTC()
-	j = &job.Job{ID: newID(now), Spec: spec, State: job.StateQueued, CreatedAt: now}
+	j = &job.Job{ID: job.NewID(now), Spec: spec, State: job.StateQueued, CreatedAt: now}
 	j, existed, err = d.store.JobInsert(ctx, store.JobInsertParams{Job: j, MaxQueued: d.cfg.MaxQueued})
 	if errors.Is(err, job.ErrQueueFull) {
 		d.rejected("queue_full")

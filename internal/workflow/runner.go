@@ -432,7 +432,7 @@ func (r *Runner) Submit(ctx context.Context, req SubmitRequest) (*wfrun.Run, err
 		tok = &t
 	}
 	now := r.o.Now().UTC()
-	run := &wfrun.Run{ID: newID(now), Workflow: w.Name, TaskID: req.TaskID, State: wfrun.RunPending, Params: w.Params,
+	run := &wfrun.Run{ID: "wf-" + job.NewID(now), Workflow: w.Name, TaskID: req.TaskID, State: wfrun.RunPending, Params: w.Params,
 		SkipCache: req.SkipCache, UseBreaker: use, Definition: *w, CreatedAt: now, UpdatedAt: now}
 	steps := make([]wfrun.Step, len(w.Steps))
 	for i, s := range w.Steps {

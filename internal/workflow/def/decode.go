@@ -1,8 +1,6 @@
 package def
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
 	"fusebox/internal/config"
@@ -43,48 +40,6 @@ type entry struct {
 	merged bool // from a << merge, overridden by any key written in place
 }
 
-// parseYAML parses data into the body of its one document; nil if it holds
-// none.
-func parseYAML(file string, data []byte) (body ast.Node, probs []Problem) {
-	defer func() {
-		if r := recover(); r != nil { // the parser must not take fusebox down
-			body, probs = nil, []Problem{{File: file, Message: fmt.Sprintf("invalid YAML: the parser failed (%v)", r)}}
-		}
-	}()
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, nil
-	}
-	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
-	if err != nil {
-		p := Problem{File: file, Message: "invalid YAML: " + err.Error()}
-		var ye interface {
-			GetToken() *token.Token
-			GetMessage() string
-		}
-		if errors.As(err, &ye) {
-			p.Message = "invalid YAML: " + ye.GetMessage()
-			if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-				p.Line, p.Column = tk.Position.Line, tk.Position.Column
-			}
-		}
-		return nil, []Problem{p}
-	}
-	for _, doc := range f.Docs {
-		if doc == nil || doc.Body == nil {
-			continue
-		}
-		if body != nil {
-			at := pos(doc.Body)
-			probs = append(probs, Problem{File: file, Line: at.Line, Column: at.Column,
-				Message: "only one YAML document is allowed; remove this one or the --- before it"})
-			continue
-		}
-		body = doc.Body
-	}
-	return body, probs
-}
-
 func newDecoder(file string, body ast.Node) *decoder {
 	d := &decoder{file: file, at: map[string]token.Position{}, anchors: map[string][]ast.Node{}, budget: maxNodes}
 	d.collectAnchors(body, 0)
@@ -113,23 +68,6 @@ func (d *decoder) where(path string) token.Position {
 			return token.Position{}
 		}
 	}
-}
-
-// parentPath returns steps[1] for steps[1].env, steps for steps[1], and ""
-// for a top-level field.
-func parentPath(p string) string {
-	i := strings.LastIndexAny(p, ".[")
-	if i < 0 {
-		return ""
-	}
-	return p[:i]
-}
-
-func joinPath(parent, key string) string {
-	if parent == "" {
-		return key
-	}
-	return parent + "." + key
 }
 
 func indexPath(parent string, i int) string { return parent + "[" + strconv.Itoa(i) + "]" }
@@ -571,61 +509,16 @@ func parseMemory(text string) (int64, error) {
 	return int64(s), nil
 }
 
-// pos returns where n starts.
-func pos(n ast.Node) *token.Position {
-	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
-		return pos(m.Values[0].Key)
-	}
-	if n == nil || n.GetToken() == nil || n.GetToken().Position == nil {
-		return &token.Position{}
-	}
-	return n.GetToken().Position
-}
-
-// scalarValue returns the text of a scalar node: the value of a string, the
-// source text of a number or boolean.
-func scalarValue(n ast.Node) (string, bool) {
-	switch n := n.(type) {
-	case *ast.StringNode:
-		return n.Value, true
-	case *ast.LiteralNode:
-		if n.Value == nil {
-			return "", true
-		}
-		return n.Value.Value, true
-	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
-		return n.GetToken().Value, true
-	}
-	return "", false
-}
+// The YAML source helpers are the config package's: a definition is read
+// as the configuration file is.
+func parseYAML(file string, data []byte) (ast.Node, []Problem) { return config.ParseYAML(file, data) }
+func pos(n ast.Node) *token.Position                           { return config.NodePos(n) }
+func scalarValue(n ast.Node) (string, bool)                    { return config.ScalarValue(n) }
+func describe(n ast.Node) string                               { return config.DescribeNode(n) }
+func parentPath(p string) string                               { return config.ParentPath(p) }
+func joinPath(parent, key string) string                       { return config.JoinPath(parent, key) }
 
 func scalarText(n ast.Node) string {
 	s, _ := scalarValue(n)
 	return s
-}
-
-// describe names what a node is, for "got ..." in a message.
-func describe(n ast.Node) string {
-	switch n := n.(type) {
-	case nil:
-		return "nothing"
-	case *ast.MappingNode:
-		return "a mapping"
-	case *ast.SequenceNode:
-		return "a list"
-	case *ast.NullNode:
-		return "null"
-	case *ast.StringNode, *ast.LiteralNode:
-		s, _ := scalarValue(n)
-		if len(s) > 60 {
-			s = s[:57] + "..."
-		}
-		return strconv.Quote(s)
-	case *ast.AliasNode:
-		return "*" + scalarText(n.Value)
-	}
-	if s, ok := scalarValue(n); ok {
-		return s
-	}
-	return n.Type().String()
 }
