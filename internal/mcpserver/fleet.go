@@ -34,6 +34,16 @@ type BreakersOut struct {
 	Note     string    `json:"note,omitempty"`
 }
 
+// BreakerNameIn is the input of get_breaker.
+type BreakerNameIn struct {
+	Name string `json:"name" jsonschema:"the breaker's name as list_breakers shows it (host/<host>), or a host's name"`
+}
+
+// BreakerOut is the output of get_breaker.
+type BreakerOut struct {
+	Breaker Breaker `json:"breaker"`
+}
+
 // HostActionIn is the input of the admin tools.
 type HostActionIn struct {
 	Name   string `json:"name" jsonschema:"the host's name (from list_hosts)"`
@@ -51,6 +61,9 @@ func (s *server) addFleetTools() {
 		Description: "List circuit breakers and their state: each host's (an open one gets no jobs until a probe succeeds) " +
 			"and, over stdio, this client's own breaker in front of the fusebox server.",
 		Annotations: readOnly("List circuit breakers")}}, s.listBreakers)
+	register(s, tool{Tool: &mcp.Tool{Name: "get_breaker",
+		Description: "Get one circuit breaker by name (host/<host> or a host's name, or this client's own): its state, failures in a row, trips and when it probes next.",
+		Annotations: readOnly("Get a circuit breaker")}}, s.getBreaker)
 }
 
 func (s *server) addAdminTools() {
@@ -115,6 +128,24 @@ func (s *server) listBreakers(ctx context.Context, _ NoIn) (BreakersOut, error) 
 	}
 	out.Note = "workflow breakers (workflow/<name>) are not served by the API yet; a run refused by one fails with its retry-after"
 	return out, nil
+}
+
+func (s *server) getBreaker(ctx context.Context, in BreakerNameIn) (BreakerOut, error) {
+	if strings.TrimSpace(in.Name) == "" {
+		return BreakerOut{}, badArg("name", "is required: a breaker's name (list_breakers shows them)")
+	}
+	all, err := s.listBreakers(ctx, NoIn{})
+	if err != nil {
+		return BreakerOut{}, err
+	}
+	var names []string
+	for _, b := range all.Breakers {
+		if b.Name == in.Name || b.Name == "host/"+in.Name {
+			return BreakerOut{Breaker: b}, nil
+		}
+		names = append(names, b.Name)
+	}
+	return BreakerOut{}, badArg("name", "no breaker %q; there are %s", in.Name, strings.Join(names, ", "))
 }
 
 func (s *server) hostAction(action string, do func(context.Context, string, string) (*fleet.HostStatus, error)) func(context.Context, HostActionIn) (HostOut, error) {

@@ -124,7 +124,9 @@ func (s *server) submitJob(ctx context.Context, in SubmitJobIn) (SubmitJobOut, e
 	out := SubmitJobOut{Existed: existed}
 	if in.WaitSeconds > 0 && !j.State.Terminal() {
 		wctx, cancel := context.WithTimeout(ctx, time.Duration(in.WaitSeconds)*time.Second)
-		ended, err := s.b.WaitTransitions(wctx, j.ID, nil)
+		ended, err := s.b.WaitTransitions(wctx, j.ID, func(t job.Transition) {
+			progress(ctx, "job %s: %s", j.ID, t.To)
+		})
 		cancel()
 		switch {
 		case err == nil:

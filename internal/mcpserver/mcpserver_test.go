@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,7 +159,9 @@ func call(t *testing.T, cs *mcp.ClientSession, name string, args any) *mcp.CallT
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	p := &mcp.CallToolParams{Name: name, Arguments: args}
+	p.SetProgressToken(name) // long waits tell how they go
+	res, err := cs.CallTool(ctx, p)
 	if err != nil {
 		t.Fatalf("%s: protocol error: %v", name, err)
 	}
@@ -325,7 +328,16 @@ func TestHTTPTransport(t *testing.T) {
 		t.Errorf("/mcp with Host evil.example.com: %d, want 403", res.StatusCode)
 	}
 
-	admin := connectHTTP(t, fb.URL(), "admin-token-0123456789")
+	var (
+		mu       sync.Mutex
+		progress []string
+	)
+	admin := connectWith(t, &mcp.StreamableClientTransport{Endpoint: fb.URL() + "/mcp", HTTPClient: &http.Client{Transport: bearer{"admin-token-0123456789"}}},
+		&mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			defer mu.Unlock()
+			progress = append(progress, req.Params.Message)
+		}})
 	tools := listTools(t, admin)
 	for _, name := range append([]string{"submit_job", "get_job", "list_jobs", "get_job_logs", "cancel_job", "list_hosts", "get_host",
 		"list_breakers", "run_workflow", "get_workflow_run", "list_workflow_runs", "cancel_workflow_run",
@@ -354,6 +366,14 @@ func TestHTTPTransport(t *testing.T) {
 	if !run.Finished || run.Run.State != "succeeded" || len(run.Run.Steps) != 4 {
 		t.Fatalf("run_workflow diamond: %+v", run)
 	}
+	mu.Lock()
+	all := strings.Join(progress, "\n")
+	mu.Unlock()
+	for _, want := range []string{"step a running", "step d succeeded", ": succeeded", "job "} {
+		if !strings.Contains(all, want) {
+			t.Errorf("progress notifications have no %q:\n%s", want, all)
+		}
+	}
 	runs := ok[struct {
 		Runs []struct {
 			ID string `json:"id"`
@@ -375,6 +395,12 @@ func TestHTTPTransport(t *testing.T) {
 	toolErr(t, admin, "submit_job", map[string]any{"image": img.Ref, "wait_seconds": 60}, "wait_seconds")
 	toolErr(t, admin, "isolate_host", map[string]any{"name": engines.Engines[0].Name, "reason": ""}, "reason")
 	toolErr(t, admin, "run_workflow", map[string]any{"template": "no-such-template"}, "list_workflow_templates")
+	toolErr(t, admin, "get_breaker", map[string]any{"name": "no-such"}, "host/"+engines.Engines[0].Name)
+	if b := ok[struct {
+		Breaker struct{ Name, State string } `json:"breaker"`
+	}](t, admin, "get_breaker", map[string]any{"name": engines.Engines[0].Name}); b.Breaker.State != "closed" {
+		t.Errorf("get_breaker: %+v", b)
+	}
 
 	host := engines.Engines[0].Name
 	isolated := ok[struct {
@@ -458,7 +484,7 @@ func TestStdioTransport(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	if len(names) != 10 || roTools["get_job"] == nil {
+	if len(names) != 11 || roTools["get_job"] == nil {
 		t.Errorf("--read-only tools: %v", names)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -105,7 +106,8 @@ func register[In, Out any](s *server, t tool, h func(context.Context, In) (Out, 
 		return
 	}
 	s.tools = append(s.tools, t.Name)
-	mcp.AddTool(s.srv, t.Tool, func(ctx context.Context, _ *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
+	mcp.AddTool(s.srv, t.Tool, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
+		ctx = withProgress(ctx, req)
 		out, err := call(ctx, s, t.Name, func(ctx context.Context) (Out, error) { return h(ctx, in) })
 		s.record(ctx, t.Name, err)
 		if err != nil {
@@ -114,6 +116,37 @@ func register[In, Out any](s *server, t tool, h func(context.Context, In) (Out, 
 		}
 		return nil, out, nil
 	})
+}
+
+// progressKey is the context key of a tool call's progress func.
+type progressKey struct{}
+
+// withProgress gives ctx a progress func that sends the client progress
+// notifications, when it asked for them with a progress token.
+func withProgress(ctx context.Context, req *mcp.CallToolRequest) context.Context {
+	if req == nil || req.Session == nil || req.Params == nil {
+		return ctx
+	}
+	token := req.Params.GetProgressToken()
+	if token == nil {
+		return ctx
+	}
+	var mu sync.Mutex
+	n := 0
+	return context.WithValue(ctx, progressKey{}, func(msg string) {
+		mu.Lock()
+		n++
+		p := &mcp.ProgressNotificationParams{ProgressToken: token, Progress: float64(n), Message: msg}
+		mu.Unlock()
+		_ = req.Session.NotifyProgress(ctx, p)
+	})
+}
+
+// progress tells the client how a long call goes, if it asked.
+func progress(ctx context.Context, format string, a ...any) {
+	if f, ok := ctx.Value(progressKey{}).(func(string)); ok {
+		f(fmt.Sprintf(format, a...))
+	}
 }
 
 // call runs fn through the client breaker (if any), turning a panic into

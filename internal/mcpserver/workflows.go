@@ -134,13 +134,26 @@ func (s *server) runWorkflow(ctx context.Context, in RunWorkflowIn) (RunOut, err
 var errRunEnded = errors.New("mcpserver: the run ended")
 
 // waitRun follows the event stream from just before r was created until r
-// ends, or ctx does.
+// ends, or ctx does, telling the client of each change of the run and its
+// steps when it asked for progress.
 func (s *server) waitRun(ctx context.Context, r *api.WorkflowRun) error {
 	since := r.CreatedAt.Add(-time.Second).UTC().Format(time.RFC3339Nano)
-	err := s.b.Events(ctx, apiclient.EventsParams{Types: []string{event.TypeWorkflowRun}, Since: since, Follow: true},
+	err := s.b.Events(ctx, apiclient.EventsParams{Types: []string{event.TypeWorkflowRun, event.TypeWorkflowStep}, Since: since, Follow: true},
 		func(ev event.Event) error {
-			var d event.WorkflowRun
-			if json.Unmarshal(ev.Data, &d) == nil && d.Run == r.ID && wfrun.RunState(d.To).Terminal() {
+			var d struct {
+				Run  string `json:"run"`
+				Step string `json:"step"`
+				To   string `json:"to"`
+			}
+			if json.Unmarshal(ev.Data, &d) != nil || d.Run != r.ID {
+				return nil
+			}
+			if ev.Type == event.TypeWorkflowStep {
+				progress(ctx, "run %s: step %s %s", r.ID, d.Step, d.To)
+				return nil
+			}
+			progress(ctx, "run %s: %s", r.ID, d.To)
+			if wfrun.RunState(d.To).Terminal() {
 				return errRunEnded
 			}
 			return nil
