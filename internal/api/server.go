@@ -107,9 +107,15 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 // transport) behind the usual token auth with role read: h sees the
 // request's Authorization header and acts with that token, so the roles of
 // the API it calls apply to each tool. The route streams (no request
-// timeout). Call it before Serve.
+// timeout); its streams end when Serve begins shutting down, like log
+// follows. Call it before Serve.
 func (s *Server) SetMCP(h http.Handler) {
-	s.mux.Handle("/mcp", s.wrap(route{pattern: "/mcp", role: RoleRead, stream: true, handler: h.ServeHTTP}))
+	s.mux.Handle("/mcp", s.wrap(route{pattern: "/mcp", role: RoleRead, stream: true, handler: func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(s.streams, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}}))
 }
 
 // Handler returns the server's handler, with every route, authentication

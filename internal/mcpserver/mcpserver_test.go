@@ -112,7 +112,9 @@ type bearer struct{ token string }
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
+	if b.token != "" {
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	}
 	return http.DefaultTransport.RoundTrip(r)
 }
 
@@ -487,6 +489,22 @@ func TestStdioTransport(t *testing.T) {
 	if len(names) != 11 || roTools["get_job"] == nil {
 		t.Errorf("--read-only tools: %v", names)
 	}
+
+	// Without tokens /mcp on loopback acts as local, with every tool.
+	open := connectHTTP(t, fb.URL(), "")
+	if otools := listTools(t, open); otools["isolate_host"] == nil {
+		t.Error("/mcp without tokens: no admin tools")
+	}
+	ok[map[string]any](t, open, "get_job", map[string]any{"id": jobID})
+
+	// mcp.read_only on serve: only read-only tools at /mcp.
+	roServe := newFusebox(t, engines, nil, func(cfg *config.Config) { cfg.MCP.ReadOnly = true })
+	for name, tl := range listTools(t, connectHTTP(t, roServe.URL(), "")) {
+		if !tl.Annotations.ReadOnlyHint {
+			t.Errorf("mcp.read_only: /mcp offers %s", name)
+		}
+	}
+	roServe.Stop()
 
 	// The server goes away.
 	fb.Stop()
