@@ -58,10 +58,10 @@ records them); the operator actions they make are, as for any API client.`,
 			who, err := c.WhoAmI(wctx)
 			cancel()
 			if err != nil {
-				fmt.Fprintf(a.stderr, "fusebox mcp: cannot ask %s for the token's role (%v): serving without the admin tools\n", c.BaseURL, err)
+				fmt.Fprintf(a.stderr, "fusebox mcp: cannot ask %s for the token's role (%v): the admin tools come once it answers\n", c.BaseURL, err)
 				who = api.WhoAmI{}
 			}
-			srv := mcpserver.New(c, mcpserver.Options{ReadOnly: readOnly, Role: who.Role, Actor: who.Name,
+			srv := mcpserver.New(c, mcpserver.Options{ReadOnly: readOnly, Role: who.Role, RoleUnknown: err != nil, Actor: who.Name,
 				Breaker: mcpserver.NewClientBreaker(c.BaseURL), ServerURL: c.BaseURL, Version: version})
 			if err := srv.Run(ctx, &mcp.StdioTransport{}); err != nil && ctx.Err() == nil {
 				return fmt.Errorf("mcp: %w", err)

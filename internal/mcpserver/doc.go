@@ -13,6 +13,9 @@
 //     NewClientBreaker): with the server down, calls fail at once with
 //     "fusebox server unavailable at URL; retry after N s" instead of
 //     hanging, and a half-open probe lets them through again when it is back.
+//     Started while the server is down, it learns the token's role (GET
+//     /v1/whoami) from the first call that gets through, and adds the admin
+//     tools then for an admin token.
 //     There is no store there: tool calls are not recorded over stdio (the
 //     API still records the operator actions they make).
 //   - streamable HTTP: fusebox serve mounts NewHTTPHandler at /mcp, behind

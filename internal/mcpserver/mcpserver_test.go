@@ -508,6 +508,10 @@ func TestStdioTransport(t *testing.T) {
 
 	// The server goes away.
 	fb.Stop()
+	late := connectStdio(t, bin, "--server", fb.URL()) // cannot ask the token's role
+	if lt := listTools(t, late); lt["isolate_host"] != nil || lt["get_job"] == nil {
+		t.Errorf("started with the server down: isolate_host %v, get_job %v", lt["isolate_host"] != nil, lt["get_job"] != nil)
+	}
 	var last string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -553,6 +557,12 @@ func TestStdioTransport(t *testing.T) {
 			t.Fatalf("get_job still fails with the server back: %s", text(res))
 		}
 		time.Sleep(100 * time.Millisecond) // polling: the breaker's open time must pass
+	}
+	// The session started while the server was down gets the admin tools
+	// once a call reaches it.
+	ok[map[string]any](t, late, "list_hosts", map[string]any{})
+	if lt := listTools(t, late); lt["isolate_host"] == nil {
+		t.Error("the admin tools did not come once the server answered")
 	}
 	br := ok[struct {
 		Breakers []struct{ Name, Kind, State string } `json:"breakers"`

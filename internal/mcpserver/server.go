@@ -28,6 +28,11 @@ type Options struct {
 	// Role is the role of the token the Backend calls the API with; the
 	// admin tools are offered only for api.RoleAdmin.
 	Role api.Role
+	// RoleUnknown says Role could not be asked (the server was down): it is
+	// asked again after the first call that reaches the server, and the
+	// admin tools are added then (the client hears tools/list_changed) if
+	// it is admin.
+	RoleUnknown bool
 	// Actor is who the tool calls are recorded as (the token's name).
 	Actor string
 	// Recorder, if not nil, gets an mcp.tool_call event for every call.
@@ -51,6 +56,9 @@ type server struct {
 	tools []string // registered, in order
 
 	watches watches // behind resource subscriptions
+
+	roleMu    sync.Mutex
+	roleKnown bool // Options.RoleUnknown was resolved
 }
 
 // instructions is what a client shows the model about the server.
@@ -110,12 +118,32 @@ func register[In, Out any](s *server, t tool, h func(context.Context, In) (Out, 
 		ctx = withProgress(ctx, req)
 		out, err := call(ctx, s, t.Name, func(ctx context.Context) (Out, error) { return h(ctx, in) })
 		s.record(ctx, t.Name, err)
+		if err == nil && s.opts.RoleUnknown {
+			s.resolveRole(ctx)
+		}
 		if err != nil {
 			var zero Out
 			return nil, zero, fmt.Errorf("%s", s.message(err))
 		}
 		return nil, out, nil
 	})
+}
+
+// resolveRole asks the token's role once the server answers, and adds
+// the admin tools if it is admin.
+func (s *server) resolveRole(ctx context.Context) {
+	s.roleMu.Lock()
+	defer s.roleMu.Unlock()
+	if s.roleKnown {
+		return
+	}
+	who, err := s.b.WhoAmI(ctx)
+	if err != nil {
+		return
+	}
+	s.roleKnown = true
+	s.opts.Role = who.Role
+	s.addAdminTools()
 }
 
 // progressKey is the context key of a tool call's progress func.
