@@ -96,7 +96,7 @@
 //	graceful_degradation:
 //	  enabled: true              # queue instead of failing when no host can take a job,
 //	                             # defer log collection, stretch status polls
-//	  max_ejected_percent: 50    # most hosts ejected on slowness alone, 0..100 (not enforced yet)
+//	  max_ejected_percent: 50    # most hosts ejected at once on slowness alone (checks timing out), 0..100; the last host in is never ejected for slowness
 //	retry:                       # default per job; a job may override it
 //	  max_attempts: 3            # >= 1
 //	  backoff: 1s                # first backoff, > 0

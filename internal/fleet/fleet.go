@@ -40,7 +40,17 @@ type HealthConfig struct {
 	UnhealthyInterval  time.Duration // between checks after a failed one, to confirm it fast; default 250ms
 	BaseEjectionTime   time.Duration // open time of an ejection, × consecutive trips (capped at the breaker's MaxOpenDuration); default 5s
 	SlowThreshold      time.Duration // a check slower than this marks the host degraded; default Timeout/2
-	Canary             CanaryConfig
+	// MaxEjectedPercent caps the share of hosts ejected at once for
+	// slowness (health checks that time out: the daemon takes the
+	// connection and does not answer in time), as Envoy's
+	// max_ejection_percent does; past it a slow host stays in, degraded
+	// and placed last. Whatever the cap, the last host in is never
+	// ejected for slowness (a panic threshold: with every host slow,
+	// fusebox keeps using them); a fleet of one host is not capped. A
+	// host that refuses connections is ejected regardless. 0: 100;
+	// negative: never eject for slowness.
+	MaxEjectedPercent int
+	Canary            CanaryConfig
 }
 
 // Defaults of HealthConfig. With them a hung daemon (it accepts

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"fusebox/breaker"
@@ -100,12 +101,28 @@ func (f *Fleet) CheckNow(ctx context.Context, h *Host) error {
 		streak := h.failStreak
 		h.mu.Unlock()
 		// Outside h.mu: the breaker's listeners may read the host's status.
-		if streak >= hc.UnhealthyThreshold && h.br.Trip(hc.BaseEjectionTime) {
-			f.logger.Warn("host ejected: health checks failing", "host", h.Name(), "consecutive", streak, "err", err)
+		if streak >= hc.UnhealthyThreshold {
+			kept := ""
+			if errors.Is(err, context.DeadlineExceeded) {
+				kept = f.ejectionCap(h)
+			}
+			h.mu.Lock()
+			changed := h.kept != kept
+			h.kept = kept
+			h.mu.Unlock()
+			switch {
+			case kept != "":
+				if changed {
+					f.logger.Warn("host slow, not ejected", "host", h.Name(), "why", kept, "err", err)
+				}
+			case h.br.Trip(hc.BaseEjectionTime):
+				f.logger.Warn("host ejected: health checks failing", "host", h.Name(), "consecutive", streak, "err", err)
+			}
 		}
 		return err
 	}
 	h.failStreak = 0
+	h.kept = ""
 	h.okStreak++
 	if h.okStreak >= hc.HealthyThreshold {
 		if h.recovering {
@@ -116,4 +133,34 @@ func (f *Fleet) CheckNow(ctx context.Context, h *Host) error {
 	}
 	h.mu.Unlock()
 	return nil
+}
+
+// ejectionCap says why h, slow, must not be ejected now ("" if it may): the
+// share of hosts out would pass MaxEjectedPercent, or h is the last host in.
+func (f *Fleet) ejectionCap(h *Host) string {
+	pct := f.cfg.Health.MaxEjectedPercent
+	if pct == 0 {
+		pct = 100
+	}
+	total, out := len(f.hosts), 0
+	for _, o := range f.hosts {
+		if o == h {
+			continue
+		}
+		switch o.br.State() {
+		case breaker.StateOpen, breaker.StateHalfOpen:
+			out++
+		}
+	}
+	switch {
+	case total < 2:
+		return "" // a lone host: out means its jobs wait in the queue
+	case pct < 0:
+		return "ejection for slowness is off (max_ejected_percent 0)"
+	case out+1 >= total:
+		return fmt.Sprintf("it is the last of %d hosts in (every host slow: keep using them)", total)
+	case (out+1)*100 > pct*total:
+		return fmt.Sprintf("%d of %d hosts would be out, past max_ejected_percent %d", out+1, total, pct)
+	}
+	return ""
 }

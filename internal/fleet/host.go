@@ -35,6 +35,7 @@ type Host struct {
 	canaryAt      time.Time // last canary run
 	canaryFailing bool      // the last canary could not run: no jobs go here
 	canaryErr     string
+	kept          string          // why failing health checks did not eject it ("" if they did, or pass)
 	images        map[string]bool // images known to be present
 	operator      *Operator       // the last operator action (Act, Restore), nil if none
 	health        HealthConfig
@@ -189,7 +190,7 @@ func (h *Host) Status() HostStatus {
 		op = &o
 	}
 	st.Operator = op
-	failStreak, recovering := h.failStreak, h.recovering
+	failStreak, recovering, kept := h.failStreak, h.recovering, h.kept
 	canaryFailing, canaryErr := h.canaryFailing, h.canaryErr
 	h.mu.Unlock()
 	st.Breaker = BreakerStatus{
@@ -220,6 +221,8 @@ func (h *Host) Status() HostStatus {
 			st.State, st.Reason = HostDegraded, fmt.Sprintf("no new jobs until %d container(s) left from when it was unreachable are removed", h.Fenced())
 		case canaryFailing:
 			st.State, st.Reason = HostDegraded, "canary failing, no jobs placed: "+canaryErr
+		case kept != "" && failStreak >= h.health.UnhealthyThreshold:
+			st.State, st.Reason = HostDegraded, "health checks time out, not ejected: "+kept
 		case failStreak >= h.health.UnhealthyThreshold:
 			st.State, st.Reason = HostDegraded, "health checks failing"
 		case failStreak > 0 || recovering:
@@ -242,10 +245,11 @@ func (h *Host) CanaryFailing() bool {
 	return h.canaryFailing
 }
 
-// suspect reports whether the host's last health check failed: its breaker
-// may not have tripped yet, but placement prefers other hosts.
+// suspect reports whether the host's last health check failed or was slow:
+// its breaker may not have tripped (or, slow, it was kept by the ejection
+// cap), but placement prefers other hosts.
 func (h *Host) suspect() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.failStreak > 0
+	return h.failStreak > 0 || (h.latency >= h.health.SlowThreshold && !h.lastCheck.IsZero())
 }

@@ -56,6 +56,7 @@ func fleetConfig(c *config.Config) fleet.Config {
 			UnhealthyThreshold: c.HealthCheck.UnhealthyThreshold,
 			UnhealthyInterval:  c.HealthCheck.UnhealthyInterval,
 			BaseEjectionTime:   c.HealthCheck.BaseEjectionTime,
+			MaxEjectedPercent:  maxEjectedPercent(c.GracefulDegradation),
 			Canary: fleet.CanaryConfig{
 				Enabled:  c.HealthCheck.Canary.Enabled,
 				Image:    c.HealthCheck.Canary.Image,
@@ -107,4 +108,17 @@ func specLimits(l config.SpecLimits) job.Limits {
 		MaxLabels:      l.MaxLabels,
 		MaxArgBytes:    int(l.MaxArgBytes),
 	}
+}
+
+// maxEjectedPercent translates graceful_degradation.max_ejected_percent: 0
+// there means never eject for slowness. Without graceful degradation there
+// is no cap.
+func maxEjectedPercent(g config.GracefulDegradation) int {
+	switch {
+	case !g.Enabled:
+		return 100
+	case g.MaxEjectedPercent == 0:
+		return -1
+	}
+	return g.MaxEjectedPercent
 }
