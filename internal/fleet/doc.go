@@ -38,6 +38,15 @@
 // 1.5 s, and a hung daemon that comes back is probed and closed about 5 s
 // after its ejection.
 //
+// Ejection for slowness (checks that time out: the daemon takes the
+// connection and does not answer in time) is capped, as Envoy caps outlier
+// ejection: no more than HealthConfig.MaxEjectedPercent of the hosts are
+// out at once for it, and the last host in never is (a panic threshold:
+// with every host slow, fusebox keeps using one rather than ejecting them
+// all). A slow host kept in shows degraded with the reason, and placement
+// puts it after the others. A host that refuses connections is ejected
+// whatever the cap.
+//
 // A daemon can answer ping and still fail every start (nomad#11888), and
 // Docker 20.10 even blames such a start on the request (400). With canaries
 // enabled, each host periodically starts a known-good container; while a
