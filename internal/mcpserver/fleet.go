@@ -10,7 +10,9 @@ import (
 )
 
 // NoIn is the input of the tools that take none.
-type NoIn struct{}
+type NoIn struct {
+	CallOptions
+}
 
 // HostsOut is the output of list_hosts.
 type HostsOut struct {
@@ -19,6 +21,7 @@ type HostsOut struct {
 
 // HostNameIn is the input of get_host.
 type HostNameIn struct {
+	CallOptions
 	Name string `json:"name" jsonschema:"the host's name (from list_hosts)"`
 }
 
@@ -36,6 +39,7 @@ type BreakersOut struct {
 
 // BreakerNameIn is the input of get_breaker.
 type BreakerNameIn struct {
+	CallOptions
 	Name string `json:"name" jsonschema:"the breaker's name as list_breakers shows it (host/<host>), or a host's name"`
 }
 
@@ -46,6 +50,7 @@ type BreakerOut struct {
 
 // HostActionIn is the input of the admin tools.
 type HostActionIn struct {
+	CallOptions
 	Name   string `json:"name" jsonschema:"the host's name (from list_hosts)"`
 	Reason string `json:"reason" jsonschema:"why, in one line: recorded with the action and your token's name, and shown with the host"`
 }

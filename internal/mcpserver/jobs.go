@@ -17,6 +17,7 @@ import (
 
 // SubmitJobIn is the input of submit_job.
 type SubmitJobIn struct {
+	CallOptions
 	Image          string            `json:"image" jsonschema:"the container image, e.g. alpine:3.20"`
 	Command        []string          `json:"command,omitempty" jsonschema:"the command and its arguments, e.g. [\"sh\",\"-c\",\"echo hi\"]; the image's default when empty"`
 	Env            map[string]string `json:"env,omitempty" jsonschema:"environment variables of the container"`
@@ -38,6 +39,7 @@ type SubmitJobOut struct {
 
 // JobIDIn is the input of the tools that take a job id.
 type JobIDIn struct {
+	CallOptions
 	ID string `json:"id" jsonschema:"the job's id (from submit_job or list_jobs)"`
 }
 
@@ -49,6 +51,7 @@ type GetJobOut struct {
 
 // ListJobsIn is the input of list_jobs.
 type ListJobsIn struct {
+	CallOptions
 	State string `json:"state,omitempty" jsonschema:"only jobs in this state: queued, launching, running, succeeded, failed, timed_out, cancelled or lost"`
 	Host  string `json:"host,omitempty" jsonschema:"only jobs whose current or last attempt is on this host"`
 	Limit int    `json:"limit,omitempty" jsonschema:"at most this many, newest first (default 20, at most 200)"`
@@ -61,6 +64,7 @@ type ListJobsOut struct {
 
 // JobLogsIn is the input of get_job_logs.
 type JobLogsIn struct {
+	CallOptions
 	ID        string `json:"id" jsonschema:"the job's id"`
 	TailLines int    `json:"tail_lines,omitempty" jsonschema:"the last this many lines of each stream (default 100, at most 5000)"`
 	MaxBytes  int    `json:"max_bytes,omitempty" jsonschema:"at most this many bytes of each stream (default 16384, at most 262144)"`

@@ -543,6 +543,12 @@ func TestStdioTransport(t *testing.T) {
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Errorf("a second refused call took %v", took)
 	}
+	// use_circuit_breaker: false skips the client breaker: the call goes to
+	// the (still stopped) server and says so: not the breaker's refusal.
+	if msg := text(call(t, cs, "get_job", map[string]any{"id": jobID, "use_circuit_breaker": false})); strings.Contains(msg, "stopped trying") ||
+		!strings.Contains(msg, "unavailable at "+fb.URL()) {
+		t.Errorf("a call with use_circuit_breaker false while the breaker is open: %q", msg)
+	}
 
 	// It comes back: after the open time, a probe goes through and closes
 	// the breaker.

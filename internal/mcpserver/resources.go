@@ -67,7 +67,7 @@ func (s *server) resourceJSON(uri string, v any, err error) (*mcp.ReadResourceRe
 
 // read runs a read through the client breaker, like a tool call.
 func read[T any](ctx context.Context, s *server, req *mcp.ReadResourceRequest, fn func(context.Context) (T, error)) (*mcp.ReadResourceResult, error) {
-	v, err := call(ctx, s, "resource "+req.Params.URI, fn)
+	v, err := call(ctx, s, "resource "+req.Params.URI, true, fn)
 	return s.resourceJSON(req.Params.URI, v, err)
 }
 

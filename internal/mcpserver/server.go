@@ -93,6 +93,20 @@ func newServer(b Backend, o Options) *server {
 	return s
 }
 
+// CallOptions are the options every tool takes (run_workflow has its own
+// use_circuit_breaker, which means both breakers).
+type CallOptions struct {
+	UseCircuitBreaker *bool `json:"use_circuit_breaker,omitempty" jsonschema:"false: this call skips the client-side circuit breaker of fusebox mcp, which otherwise answers at once while the fusebox server cannot be reached (default true)"`
+}
+
+func (o CallOptions) breakerOff() bool { return o.UseCircuitBreaker != nil && !*o.UseCircuitBreaker }
+
+// breakerOff is run_workflow's: its use_circuit_breaker: false skips the
+// workflow's breaker and the client's.
+func (in RunWorkflowIn) breakerOff() bool {
+	return in.UseCircuitBreaker != nil && !*in.UseCircuitBreaker
+}
+
 // tool is a tool's definition and whether it needs an admin token.
 type tool struct {
 	*mcp.Tool
@@ -116,7 +130,11 @@ func register[In, Out any](s *server, t tool, h func(context.Context, In) (Out, 
 	s.tools = append(s.tools, t.Name)
 	mcp.AddTool(s.srv, t.Tool, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
 		ctx = withProgress(ctx, req)
-		out, err := call(ctx, s, t.Name, func(ctx context.Context) (Out, error) { return h(ctx, in) })
+		useBreaker := true
+		if o, ok := any(in).(interface{ breakerOff() bool }); ok && o.breakerOff() {
+			useBreaker = false
+		}
+		out, err := call(ctx, s, t.Name, useBreaker, func(ctx context.Context) (Out, error) { return h(ctx, in) })
 		s.record(ctx, t.Name, err)
 		if err == nil && s.opts.RoleUnknown {
 			s.resolveRole(ctx)
@@ -177,9 +195,9 @@ func progress(ctx context.Context, format string, a ...any) {
 	}
 }
 
-// call runs fn through the client breaker (if any), turning a panic into
-// an error.
-func call[Out any](ctx context.Context, s *server, name string, fn func(context.Context) (Out, error)) (out Out, err error) {
+// call runs fn through the client breaker (if any and useBreaker), turning
+// a panic into an error.
+func call[Out any](ctx context.Context, s *server, name string, useBreaker bool, fn func(context.Context) (Out, error)) (out Out, err error) {
 	guarded := func(ctx context.Context) (out Out, err error) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -189,7 +207,7 @@ func call[Out any](ctx context.Context, s *server, name string, fn func(context.
 		}()
 		return fn(ctx)
 	}
-	if s.opts.Breaker == nil {
+	if s.opts.Breaker == nil || !useBreaker {
 		return guarded(ctx)
 	}
 	return breaker.Do(ctx, s.opts.Breaker, guarded)

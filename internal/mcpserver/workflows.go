@@ -36,11 +36,13 @@ type RunOut struct {
 
 // RunIDIn is the input of the tools that take a run id.
 type RunIDIn struct {
+	CallOptions
 	ID string `json:"id" jsonschema:"the run's id (from run_workflow or list_workflow_runs)"`
 }
 
 // ListRunsIn is the input of list_workflow_runs.
 type ListRunsIn struct {
+	CallOptions
 	TaskID   string `json:"task_id,omitempty" jsonschema:"only runs started with this task_id"`
 	Workflow string `json:"workflow,omitempty" jsonschema:"only runs of this workflow"`
 	State    string `json:"state,omitempty" jsonschema:"only runs in this state: pending, running, succeeded, failed or cancelled"`
@@ -54,6 +56,7 @@ type RunsOut struct {
 
 // TemplatesIn is the input of list_workflow_templates.
 type TemplatesIn struct {
+	CallOptions
 	Category string `json:"category,omitempty" jsonschema:"only templates of this category"`
 }
 
@@ -64,6 +67,7 @@ type TemplatesOut struct {
 
 // TemplateIn is the input of get_workflow_template.
 type TemplateIn struct {
+	CallOptions
 	Name string `json:"name" jsonschema:"the template's name (from list_workflow_templates)"`
 }
 
