@@ -824,3 +824,30 @@ func TestWhoAmI(t *testing.T) {
 		t.Errorf("without tokens: %+v", got)
 	}
 }
+
+// POST /v1/jobs/{id}/retry submits an ended job's spec again as a new job
+// (without its idempotency key); a job that has not ended is a 409.
+func TestRetryJob(t *testing.T) {
+	e := apitest.Start(t, api.Config{})
+	r := do(t, "POST", e.URL+"/v1/jobs", `{"image":"alpine","command":["false"],"idempotency_key":"k1"}`)
+	wantStatus(t, r, 201, "")
+	var sub api.SubmitResponse
+	if err := json.Unmarshal(r.body, &sub); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, do(t, "POST", e.URL+"/v1/jobs/"+sub.Job.ID+"/retry", ""), 409, api.CodeConflict)
+	if err := e.Svc.Finish(sub.Job.ID, job.StateFailed, ptr(1), "exit code 1"); err != nil {
+		t.Fatal(err)
+	}
+	r = do(t, "POST", e.URL+"/v1/jobs/"+sub.Job.ID+"/retry", "")
+	wantStatus(t, r, 201, "")
+	var again api.SubmitResponse
+	if err := json.Unmarshal(r.body, &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.RetryOf != sub.Job.ID || again.Job.ID == sub.Job.ID || again.Job.Spec.Image != "alpine" ||
+		again.Job.Spec.IdempotencyKey != "" || again.Job.State != job.StateQueued {
+		t.Fatalf("retry: %+v (job %+v)", again, again.Job)
+	}
+	wantStatus(t, do(t, "POST", e.URL+"/v1/jobs/nope/retry", ""), 404, api.CodeNotFound)
+}

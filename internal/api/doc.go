@@ -41,4 +41,6 @@
 //	GET  /v1/hosts/transitions            read
 //	GET  /v1/hosts/{name}                 read
 //	POST /v1/hosts/{name}/isolate         admin  (also drain, release, reset; body {"reason": "..."})
+//	/ui, /ui/...                          read   (the dashboard, with SetUI; a UICookie stands in for the token)
+//	/ui/login, /ui/static/...             open
 package api

@@ -90,6 +90,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Event":                reflect.TypeFor[event.Event](),
 		"AlertsResponse":       reflect.TypeFor[AlertsResponse](),
 		"WorkflowRunRequest":   reflect.TypeFor[WorkflowRunRequest](),
+		"BreakerList":          reflect.TypeFor[BreakerList](),
+		"BreakerInfo":          reflect.TypeFor[BreakerInfo](),
 		"WorkflowRunResponse":  reflect.TypeFor[WorkflowRunResponse](),
 		"WorkflowRunList":      reflect.TypeFor[WorkflowRunList](),
 		"WorkflowRun":          reflect.TypeFor[WorkflowRun](),

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -148,6 +149,33 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, j)
+}
+
+// retryJob: POST /v1/jobs/{id}/retry: submit a finished job's spec again,
+// as a new job (without its idempotency key, which belongs to the first).
+// A job that has not ended is a 409: cancel it first, or wait.
+func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	j, err := s.svc.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !j.State.Terminal() {
+		s.writeError(w, r, &requestError{status: http.StatusConflict, code: CodeConflict,
+			msg: fmt.Sprintf("job %s is %s: only a job that has ended can be retried (cancel it first, or wait for it)", id, j.State)})
+		return
+	}
+	spec := j.Spec
+	spec.IdempotencyKey = ""
+	nj, _, err := s.svc.Submit(r.Context(), spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.log.Info("api: job retried", "job", id, "as", nj.ID, "by", actor(r))
+	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(nj.ID))
+	writeJSON(w, http.StatusCreated, SubmitResponse{Job: nj, RetryOf: id})
 }
 
 // queue: GET /v1/queue.

@@ -39,6 +39,7 @@ type Server struct {
 	events       Events    // nil: no GET /v1/events (SetEvents)
 	alerts       Alerts    // nil: no /v1/alerts (SetAlerts)
 	workflows    Workflows // nil: no /v1/workflows (SetWorkflows)
+	breakers     Breakers  // nil: no /v1/breakers (SetBreakers)
 }
 
 // route is one endpoint: its ServeMux pattern, the role it needs, and
@@ -47,6 +48,7 @@ type route struct {
 	pattern string
 	role    Role // "" : open to all
 	stream  bool
+	ui      bool // a dashboard route: a UICookie stands in for the token (SetUI)
 	handler http.HandlerFunc
 }
 
@@ -74,6 +76,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "GET /v1/jobs/{id}", role: RoleRead, handler: s.getJob},
 		{pattern: "GET /v1/jobs/{id}/logs", role: RoleRead, stream: true, handler: s.jobLogs},
 		{pattern: "POST /v1/jobs/{id}/cancel", role: RoleSubmit, handler: s.cancelJob},
+		{pattern: "POST /v1/jobs/{id}/retry", role: RoleSubmit, handler: s.retryJob},
 		{pattern: "GET /v1/queue", role: RoleRead, handler: s.queue},
 		{pattern: "GET /v1/whoami", role: RoleRead, handler: s.whoami},
 		{pattern: "GET /v1/events", role: RoleRead, stream: true, handler: s.listEvents},
@@ -88,6 +91,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "GET /v1/alerts", role: RoleRead, handler: s.listAlerts},
 		{pattern: "POST /v1/alerts/test", role: RoleAdmin, handler: s.testAlerts},
 
+		{pattern: "GET /v1/breakers", role: RoleRead, handler: s.listBreakers},
 		{pattern: "GET /v1/hosts", role: RoleRead, handler: s.listHosts},
 		{pattern: "GET /v1/hosts/transitions", role: RoleRead, handler: s.hostTransitions},
 		{pattern: "GET /v1/hosts/{name}", role: RoleRead, handler: s.getHost},
@@ -208,8 +212,15 @@ func (s *Server) wrap(rt route) http.Handler {
 		}()
 
 		if rt.role != "" && len(s.cfg.Tokens) > 0 {
+			if rt.ui {
+				r = uiRequest(r)
+			}
 			tok, err := s.authenticate(r, rt.role)
 			if err != nil {
+				if re := (*requestError)(nil); rt.ui && r.Method == http.MethodGet && errors.As(err, &re) && re.status == http.StatusUnauthorized {
+					uiSignIn(rec, r)
+					return
+				}
 				if re := (*requestError)(nil); errors.As(err, &re) && re.status == http.StatusUnauthorized {
 					rec.Header().Set("WWW-Authenticate", `Bearer realm="fusebox"`)
 				}

@@ -10,6 +10,7 @@ import (
 type SubmitResponse struct {
 	Job     *job.Job `json:"job"`
 	Existed bool     `json:"existed"`
+	RetryOf string   `json:"retry_of,omitempty"` // POST /v1/jobs/{id}/retry: the job it retries
 }
 
 // JobList is the body of GET /v1/jobs. NextBefore, when set, is the cursor

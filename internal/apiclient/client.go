@@ -503,6 +503,25 @@ func (c *Client) TestAlert(ctx context.Context, receiver string) ([]api.AlertTes
 	return out.Results, nil
 }
 
+// Retry submits a job that has ended again, as a new job with the same
+// spec; job.ErrConflict (through errors.Is) if it has not ended.
+func (c *Client) Retry(ctx context.Context, id string) (*job.Job, error) {
+	var out api.SubmitResponse
+	if _, err := c.do(ctx, http.MethodPost, jobPath(id, "/retry"), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Job, nil
+}
+
+// Breakers returns every named circuit breaker: hosts' and workflows'.
+func (c *Client) Breakers(ctx context.Context) ([]api.BreakerInfo, error) {
+	var out api.BreakerList
+	if _, err := c.do(ctx, http.MethodGet, "/v1/breakers", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Breakers, nil
+}
+
 // Health checks GET /healthz.
 func (c *Client) Health(ctx context.Context) error {
 	_, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)

@@ -25,10 +25,12 @@ type Backend interface {
 	List(ctx context.Context, p store.JobListParams) ([]*job.Job, error)
 	Logs(ctx context.Context, id string) (job.Logs, error)
 	Cancel(ctx context.Context, id string) (*job.Job, error)
+	Retry(ctx context.Context, id string) (*job.Job, error)
 	WaitTransitions(ctx context.Context, id string, onTransition func(job.Transition)) (*job.Job, error)
 	Events(ctx context.Context, p apiclient.EventsParams, fn func(event.Event) error) error
 
 	Hosts(ctx context.Context) ([]fleet.HostStatus, error)
+	Breakers(ctx context.Context) ([]api.BreakerInfo, error)
 	Host(ctx context.Context, name string) (*fleet.HostStatus, error)
 	Isolate(ctx context.Context, name, reason string) (*fleet.HostStatus, error)
 	Release(ctx context.Context, name, reason string) (*fleet.HostStatus, error)

@@ -40,7 +40,7 @@ type BreakersOut struct {
 // BreakerNameIn is the input of get_breaker.
 type BreakerNameIn struct {
 	CallOptions
-	Name string `json:"name" jsonschema:"the breaker's name as list_breakers shows it (host/<host>), or a host's name"`
+	Name string `json:"name" jsonschema:"the breaker's name as list_breakers shows it (host/<host>, workflow/<workflow>), or a host's name"`
 }
 
 // BreakerOut is the output of get_breaker.
@@ -63,11 +63,12 @@ func (s *server) addFleetTools() {
 		Description: "Get one Docker host: state, breaker, load, labels, last error and the last operator action.",
 		Annotations: readOnly("Get a host")}}, s.getHost)
 	register(s, tool{Tool: &mcp.Tool{Name: "list_breakers",
-		Description: "List circuit breakers and their state: each host's (an open one gets no jobs until a probe succeeds) " +
+		Description: "List circuit breakers and their state: each host's (an open one gets no jobs until a probe succeeds), " +
+			"each workflow's that has been used (an open one refuses new runs with a retry-after) " +
 			"and, over stdio, this client's own breaker in front of the fusebox server.",
 		Annotations: readOnly("List circuit breakers")}}, s.listBreakers)
 	register(s, tool{Tool: &mcp.Tool{Name: "get_breaker",
-		Description: "Get one circuit breaker by name (host/<host> or a host's name, or this client's own): its state, failures in a row, trips and when it probes next.",
+		Description: "Get one circuit breaker by name (host/<host> or a host's name, workflow/<workflow>, or this client's own): its state, failures in a row, trips and when it probes next.",
 		Annotations: readOnly("Get a circuit breaker")}}, s.getBreaker)
 }
 
@@ -124,14 +125,15 @@ func (s *server) listBreakers(ctx context.Context, _ NoIn) (BreakersOut, error) 
 		out.Breakers = append(out.Breakers, Breaker{Name: sn.Name, Kind: "mcp-client", State: sn.State.String(),
 			ConsecutiveFailures: sn.ConsecutiveFailures, Trips: sn.Trips, Rejected: int64(sn.Totals.Rejected)})
 	}
-	hs, err := s.b.Hosts(ctx)
+	bs, err := s.b.Breakers(ctx)
 	if err != nil {
 		return BreakersOut{}, err
 	}
-	for _, h := range hs {
-		out.Breakers = append(out.Breakers, breakerOf("host/"+h.Name, "host", h.Breaker))
+	for _, b := range bs {
+		out.Breakers = append(out.Breakers, Breaker{Name: b.Name, Kind: b.Kind, State: b.State.String(),
+			ConsecutiveFailures: b.ConsecutiveFailures, Trips: b.Trips, Rejected: b.Rejected,
+			OpenedAt: timeText(b.OpenedAt), NextProbeAt: timeText(b.NextProbeAt)})
 	}
-	out.Note = "workflow breakers (workflow/<name>) are not served by the API yet; a run refused by one fails with its retry-after"
 	return out, nil
 }
 

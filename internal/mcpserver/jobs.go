@@ -80,7 +80,7 @@ type JobLogsOut struct {
 	Note      string `json:"note,omitempty"`
 }
 
-// JobOut is the output of cancel_job.
+// JobOut is the output of cancel_job and retry_job (the new job).
 type JobOut struct {
 	Job Job `json:"job"`
 }
@@ -104,6 +104,10 @@ func (s *server) addJobTools() {
 	register(s, tool{Tool: &mcp.Tool{Name: "cancel_job",
 		Description: "Cancel a job: a queued one never runs, a running one's container is stopped. A job that has already ended cannot be cancelled.",
 		Annotations: writes("Cancel a job", true, true, false)}}, s.cancelJob)
+	register(s, tool{Tool: &mcp.Tool{Name: "retry_job",
+		Description: "Run a job that has ended (failed, timed out, cancelled, lost, or succeeded) again: a new job with the same spec. " +
+			"Returns the new job at once; follow it with get_job. A job that has not ended cannot be retried: cancel it first, or wait.",
+		Annotations: writes("Retry a job", false, false, true)}}, s.retryJob)
 }
 
 func (s *server) submitJob(ctx context.Context, in SubmitJobIn) (SubmitJobOut, error) {
@@ -267,6 +271,17 @@ func (s *server) cancelJob(ctx context.Context, in JobIDIn) (JobOut, error) {
 		return JobOut{}, err
 	}
 	j, err := s.b.Cancel(ctx, in.ID)
+	if err != nil {
+		return JobOut{}, err
+	}
+	return JobOut{Job: jobOf(j)}, nil
+}
+
+func (s *server) retryJob(ctx context.Context, in JobIDIn) (JobOut, error) {
+	if err := needID(in.ID, "job"); err != nil {
+		return JobOut{}, err
+	}
+	j, err := s.b.Retry(ctx, in.ID)
 	if err != nil {
 		return JobOut{}, err
 	}

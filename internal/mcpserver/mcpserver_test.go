@@ -341,7 +341,7 @@ func TestHTTPTransport(t *testing.T) {
 			progress = append(progress, req.Params.Message)
 		}})
 	tools := listTools(t, admin)
-	for _, name := range append([]string{"submit_job", "get_job", "list_jobs", "get_job_logs", "cancel_job", "list_hosts", "get_host",
+	for _, name := range append([]string{"submit_job", "get_job", "list_jobs", "get_job_logs", "cancel_job", "retry_job", "list_hosts", "get_host",
 		"list_breakers", "run_workflow", "get_workflow_run", "list_workflow_runs", "cancel_workflow_run",
 		"list_workflow_templates", "get_workflow_template"}, adminTools...) {
 		if tools[name] == nil {
@@ -351,6 +351,24 @@ func TestHTTPTransport(t *testing.T) {
 
 	jobID := submitAndTail(t, admin, img.Ref)
 	t.Logf("median get_job over HTTP (100 calls): %v", medianGetJob(t, admin, jobID, 100))
+
+	// retry_job: the ended job again, as a new one; and every named breaker.
+	re := ok[struct {
+		Job struct {
+			ID    string `json:"id"`
+			Image string `json:"image"`
+		} `json:"job"`
+	}](t, admin, "retry_job", map[string]any{"id": jobID})
+	if re.Job.ID == "" || re.Job.ID == jobID {
+		t.Errorf("retry_job: %+v", re)
+	}
+	toolErr(t, admin, "retry_job", map[string]any{"id": "no-such-job"}, "no-such-job")
+	bs := ok[struct {
+		Breakers []struct{ Name, Kind string } `json:"breakers"`
+	}](t, admin, "list_breakers", map[string]any{})
+	if len(bs.Breakers) == 0 || bs.Breakers[0].Kind != "host" {
+		t.Errorf("list_breakers: %+v", bs)
+	}
 
 	run := ok[struct {
 		Run struct {

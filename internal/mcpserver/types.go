@@ -49,7 +49,7 @@ type Transition struct {
 // Breaker is a circuit breaker's state.
 type Breaker struct {
 	Name                string `json:"name"`
-	Kind                string `json:"kind" jsonschema:"host: a Docker host's breaker; mcp-client: this MCP client's own breaker in front of the fusebox server"`
+	Kind                string `json:"kind" jsonschema:"host: a Docker host's breaker; workflow: a workflow's (its runs are refused while it is open); mcp-client: this MCP client's own breaker in front of the fusebox server"`
 	State               string `json:"state" jsonschema:"closed, open, half-open, forced-open, disabled or metrics-only"`
 	ConsecutiveFailures int    `json:"consecutive_failures"`
 	Trips               int    `json:"trips" jsonschema:"consecutive trips (each keeps it open longer)"`

@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	srv.API.SetEvents(eventsView{st: st, bus: bus})
 	srv.API.SetAlerts(alertsView{m: am, st: st})
 	srv.API.SetWorkflows(workflowsView{r: runner, arts: arts})
+	srv.API.SetBreakers(fl.Breakers())
 	return srv, nil
 }
 
