@@ -61,8 +61,9 @@ records them); the operator actions they make are, as for any API client.`,
 				fmt.Fprintf(a.stderr, "fusebox mcp: cannot ask %s for the token's role (%v): the admin tools come once it answers\n", c.BaseURL, err)
 				who = api.WhoAmI{}
 			}
+			br := mcpserver.NewClientBreaker(c.BaseURL)
 			srv := mcpserver.New(c, mcpserver.Options{ReadOnly: readOnly, Role: who.Role, RoleUnknown: err != nil, Actor: who.Name,
-				Breaker: mcpserver.NewClientBreaker(c.BaseURL), ServerURL: c.BaseURL, Version: version})
+				Breaker: br, Recorder: mcpserver.NewAPIRecorder(c, br), ServerURL: c.BaseURL, Version: version})
 			if err := srv.Run(ctx, &mcp.StdioTransport{}); err != nil && ctx.Err() == nil {
 				return fmt.Errorf("mcp: %w", err)
 			}

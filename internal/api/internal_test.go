@@ -91,6 +91,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"AlertsResponse":       reflect.TypeFor[AlertsResponse](),
 		"WorkflowRunRequest":   reflect.TypeFor[WorkflowRunRequest](),
 		"BreakerList":          reflect.TypeFor[BreakerList](),
+		"ToolCallRequest":      reflect.TypeFor[ToolCallRequest](),
 		"BreakerInfo":          reflect.TypeFor[BreakerInfo](),
 		"WorkflowRunResponse":  reflect.TypeFor[WorkflowRunResponse](),
 		"WorkflowRunList":      reflect.TypeFor[WorkflowRunList](),

@@ -40,6 +40,7 @@ type Server struct {
 	alerts       Alerts    // nil: no /v1/alerts (SetAlerts)
 	workflows    Workflows // nil: no /v1/workflows (SetWorkflows)
 	breakers     Breakers  // nil: no /v1/breakers (SetBreakers)
+	recorder     Recorder  // nil: no POST /v1/mcp/tool-calls (SetRecorder)
 }
 
 // route is one endpoint: its ServeMux pattern, the role it needs, and
@@ -92,6 +93,7 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "POST /v1/alerts/test", role: RoleAdmin, handler: s.testAlerts},
 
 		{pattern: "GET /v1/breakers", role: RoleRead, handler: s.listBreakers},
+		{pattern: "POST /v1/mcp/tool-calls", role: RoleRead, handler: s.recordToolCall},
 		{pattern: "GET /v1/hosts", role: RoleRead, handler: s.listHosts},
 		{pattern: "GET /v1/hosts/transitions", role: RoleRead, handler: s.hostTransitions},
 		{pattern: "GET /v1/hosts/{name}", role: RoleRead, handler: s.getHost},

@@ -513,6 +513,13 @@ func (c *Client) Retry(ctx context.Context, id string) (*job.Job, error) {
 	return out.Job, nil
 }
 
+// RecordToolCall records a tool call of an MCP server outside the server
+// (fusebox mcp) in the event stream, as this client's token.
+func (c *Client) RecordToolCall(ctx context.Context, tool string, ok bool, errMsg string) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/mcp/tool-calls", nil, api.ToolCallRequest{Tool: tool, OK: ok, Error: errMsg}, nil)
+	return err
+}
+
 // Breakers returns every named circuit breaker: hosts' and workflows'.
 func (c *Client) Breakers(ctx context.Context) ([]api.BreakerInfo, error) {
 	var out api.BreakerList

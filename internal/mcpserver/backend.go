@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -157,4 +158,35 @@ func retryText(d time.Duration) string {
 	}
 	secs := int((d + time.Second - 1) / time.Second)
 	return fmt.Sprintf("%d s", secs)
+}
+
+// ToolCallRecorder records a tool call through the fusebox API:
+// *apiclient.Client is one.
+type ToolCallRecorder interface {
+	RecordToolCall(ctx context.Context, tool string, ok bool, errMsg string) error
+}
+
+// NewAPIRecorder returns the Recorder of fusebox mcp (stdio): each tool
+// call goes to the server's event stream through its API (POST
+// /v1/mcp/tool-calls), recorded as the token's name. While br (the client
+// breaker; may be nil) is open it records nothing: the server cannot be
+// reached.
+func NewAPIRecorder(c ToolCallRecorder, br *breaker.Breaker) Recorder {
+	return apiRecorder{c: c, br: br}
+}
+
+type apiRecorder struct {
+	c  ToolCallRecorder
+	br *breaker.Breaker
+}
+
+func (r apiRecorder) Record(ctx context.Context, ev event.Event) error {
+	if r.br != nil && r.br.State() != breaker.StateClosed {
+		return nil
+	}
+	var d event.MCPToolCall
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return err
+	}
+	return r.c.RecordToolCall(ctx, d.Tool, d.OK, d.Err)
 }

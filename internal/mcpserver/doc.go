@@ -16,8 +16,9 @@
 //     Started while the server is down, it learns the token's role (GET
 //     /v1/whoami) from the first call that gets through, and adds the admin
 //     tools then for an admin token.
-//     There is no store there: tool calls are not recorded over stdio (the
-//     API still records the operator actions they make).
+//     Each tool call is recorded in the server's event stream through the
+//     API (NewAPIRecorder: POST /v1/mcp/tool-calls, as the token's name),
+//     except while the client breaker is open.
 //   - streamable HTTP: fusebox serve mounts NewHTTPHandler at /mcp, behind
 //     the API's token auth (role read; loopback-only without tokens, like the
 //     API) and the SDK's DNS-rebinding protection. Each bearer token gets its

@@ -493,6 +493,19 @@ func TestStdioTransport(t *testing.T) {
 	}
 	jobID := submitAndTail(t, cs, img.Ref)
 	t.Logf("median get_job over stdio (100 calls): %v", medianGetJob(t, cs, jobID, 100))
+	// Over stdio too, every tool call is in the server's event stream, as
+	// the token's name ("local" without tokens).
+	calls := 0
+	err := apiclient.New(fb.URL(), "").Events(context.Background(), apiclient.EventsParams{Types: []string{event.TypeMCPToolCall}, Since: "0"}, func(ev event.Event) error {
+		var d event.MCPToolCall
+		if json.Unmarshal(ev.Data, &d) == nil && d.Tool == "get_job" && d.By == "local" && d.OK {
+			calls++
+		}
+		return nil
+	})
+	if err != nil || calls < 100 {
+		t.Errorf("mcp.tool_call events of get_job over stdio: %d (%v), want at least 100", calls, err)
+	}
 
 	ro := connectStdio(t, bin, "--server", fb.URL(), "--read-only")
 	roTools := listTools(t, ro)

@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	srv.API.SetAlerts(alertsView{m: am, st: st})
 	srv.API.SetWorkflows(workflowsView{r: runner, arts: arts})
 	srv.API.SetBreakers(fl.Breakers())
+	srv.API.SetRecorder(storeRecorder{st})
 	return srv, nil
 }
 
