@@ -14,6 +14,9 @@ fi
 # tests (internal/metrics); Debian ships it in the prometheus package. Only the
 # tool is needed: no Prometheus server is configured or started for fusebox.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The dashboard's browser test (internal/ui) drives Debian's chromium
+# headless through chromedp.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 for extra in "$@"; do
 	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

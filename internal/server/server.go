@@ -31,6 +31,7 @@ import (
 	"fusebox/internal/metrics"
 	"fusebox/internal/store"
 	"fusebox/internal/store/sqlite"
+	"fusebox/internal/ui"
 	"fusebox/internal/workflow"
 	"fusebox/internal/workflow/artifact"
 )
@@ -159,11 +160,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	}
 	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Alerts: am, Workflows: runner,
 		Artifacts: arts, Logger: logger, hostEvents: he}
-	srv.API = api.New(ac, service{Dispatcher: d, metrics: m}, newFleetView(fl, st), m, logger)
-	srv.API.SetEvents(eventsView{st: st, bus: bus})
+	svc, fv, ev, wv := service{Dispatcher: d, metrics: m}, newFleetView(fl, st), eventsView{st: st, bus: bus}, workflowsView{r: runner, arts: arts}
+	srv.API = api.New(ac, svc, fv, m, logger)
+	srv.API.SetEvents(ev)
 	srv.API.SetAlerts(alertsView{m: am, st: st})
-	srv.API.SetWorkflows(workflowsView{r: runner, arts: arts})
+	srv.API.SetWorkflows(wv)
 	srv.API.SetBreakers(fl.Breakers())
+	dash, err := ui.New(ui.Options{Jobs: svc, Fleet: fv, Events: ev, Workflows: wv, Breakers: fl.Breakers(), Auth: srv.API, Logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv.API.SetUI(dash)
 	srv.API.SetRecorder(storeRecorder{st})
 	return srv, nil
 }

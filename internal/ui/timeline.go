@@ -1,0 +1,148 @@
+package ui
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"fusebox/internal/event"
+)
+
+// TimelineWindow is how far back the timeline looks.
+const TimelineWindow = time.Hour
+
+// timeline is the picture of the last hour: one lane per host, coloured
+// by its breaker's state, with a mark for each operator action.
+type timeline struct {
+	Width, Height int
+	Lanes         []lane
+	Ticks         []tlTick
+	Events        int
+	From, To      time.Time
+}
+
+type lane struct {
+	Name      string
+	Y, LabelY int
+	Segs      []seg
+	Ops       []opMark
+}
+
+type seg struct {
+	X, W  int
+	Class string
+	Title string
+}
+
+type opMark struct {
+	X     int
+	D     string // the marker's path
+	Title string
+}
+
+type tlTick struct {
+	X     int
+	Label string
+}
+
+const (
+	tlLabel = 130 // width of the host names
+	tlPlot  = 900 // width of the hour
+	tlLane  = 26
+	tlTop   = 10
+)
+
+// timelinePage: GET /ui/timeline.
+func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	var evs []event.Event
+	var note string
+	if u.o.Events != nil {
+		var err error
+		evs, err = u.listAll(r.Context(), event.Filter{Types: []string{event.TypeHostBreaker, event.TypeOperatorAction},
+			Since: now.Add(-TimelineWindow)}, 20)
+		if err != nil {
+			note = "Reading the event log failed: " + err.Error()
+		}
+	} else {
+		note = "The event stream is not enabled on this server."
+	}
+	p := u.newPage(w, r, "Timeline", "timeline")
+	tl := u.buildTimeline(evs, now)
+	p.Body = struct {
+		T    timeline
+		Note string
+	}{tl, note}
+	u.render(w, "timeline.html", p)
+}
+
+func (u *UI) buildTimeline(evs []event.Event, now time.Time) timeline {
+	from := now.Add(-TimelineWindow)
+	x := func(t time.Time) int {
+		if t.Before(from) {
+			t = from
+		}
+		return tlLabel + int(float64(tlPlot)*float64(t.Sub(from))/float64(TimelineWindow))
+	}
+	tl := timeline{From: from, To: now, Events: len(evs)}
+	byHost := map[string][]event.Event{}
+	for _, ev := range evs {
+		byHost[ev.Host] = append(byHost[ev.Host], ev)
+	}
+	for i, h := range u.hosts() {
+		y := tlTop + i*tlLane
+		ln := lane{Name: h.Name, Y: y, LabelY: y + tlLane/2 + 4}
+		state, at := h.Breaker.State, from
+		// The state at the start of the hour is where its first
+		// transition in the hour came from.
+		for _, ev := range byHost[h.Name] {
+			if ev.Type == event.TypeHostBreaker {
+				var b event.Breaker
+				if decode(ev, &b) == nil {
+					state = b.From
+				}
+				break
+			}
+		}
+		for _, ev := range byHost[h.Name] {
+			switch ev.Type {
+			case event.TypeHostBreaker:
+				var b event.Breaker
+				if decode(ev, &b) != nil {
+					continue
+				}
+				ln.Segs = append(ln.Segs, mkSeg(x(at), x(ev.At), state, at, ev.At))
+				state, at = b.To, ev.At
+			case event.TypeOperatorAction:
+				var op struct{ Action, By, Reason string }
+				_ = decode(ev, &op)
+				mx := x(ev.At)
+				title := fmt.Sprintf("%s %s by %s", ev.At.Format("15:04:05"), op.Action, op.By)
+				if op.Reason != "" {
+					title += ": " + op.Reason
+				}
+				ln.Ops = append(ln.Ops, opMark{X: mx, Title: title,
+					D: fmt.Sprintf("M%d %d l-5 -8 h10 z", mx, y+tlLane-4)})
+			}
+		}
+		ln.Segs = append(ln.Segs, mkSeg(x(at), x(now), state, at, now))
+		tl.Lanes = append(tl.Lanes, ln)
+	}
+	tl.Height = tlTop + len(tl.Lanes)*tlLane + 24
+	tl.Width = tlLabel + tlPlot + 20
+	for m := 0; m <= 60; m += 10 {
+		t := from.Add(time.Duration(m) * time.Minute)
+		tl.Ticks = append(tl.Ticks, tlTick{X: x(t), Label: t.Format("15:04")})
+	}
+	return tl
+}
+
+func mkSeg(x1, x2 int, state string, from, to time.Time) seg {
+	class := "seg-other"
+	switch state {
+	case "closed", "open", "half-open", "forced-open":
+		class = "seg-" + state
+	}
+	return seg{X: x1, W: max(1, x2-x1), Class: class,
+		Title: fmt.Sprintf("%s from %s to %s", state, from.Format("15:04:05"), to.Format("15:04:05"))}
+}
