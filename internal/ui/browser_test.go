@@ -285,11 +285,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	screenshot(t, ctx, dir, "fleet-isolated.png")
 
 	// The other pages render.
-	for _, p := range []string{"/ui/jobs", "/ui/workflows", "/ui/timeline"} {
+	for _, p := range []string{"/ui/jobs", "/ui/workflows", "/ui/timeline?window=2m"} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+p), chromedp.WaitVisible(`main h1`)); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		screenshot(t, ctx, dir, strings.TrimPrefix(p, "/ui/")+".png")
+		name, _, _ := strings.Cut(strings.TrimPrefix(p, "/ui/"), "?")
+		screenshot(t, ctx, dir, name+".png")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 var funcs = template.FuncMap{
 	"rfc":      rfc,
+	"contains": strings.Contains,
 	"ago":      ago,
 	"until":    until,
 	"dur":      dur,

@@ -8,10 +8,15 @@ import (
 	"fusebox/internal/event"
 )
 
-// TimelineWindow is how far back the timeline looks.
-const TimelineWindow = time.Hour
+// TimelineWindow is how far back the timeline looks by default
+// (?window= picks another, from TimelineMinWindow to TimelineMaxWindow).
+const (
+	TimelineWindow    = time.Hour
+	TimelineMinWindow = time.Minute
+	TimelineMaxWindow = 24 * time.Hour
+)
 
-// timeline is the picture of the last hour: one lane per host, coloured
+// timeline is the picture of the last hour (or window): one lane per host, coloured
 // by its breaker's state, with a mark for each operator action.
 type timeline struct {
 	Width, Height int
@@ -19,6 +24,7 @@ type timeline struct {
 	Ticks         []tlTick
 	Events        int
 	From, To      time.Time
+	Window        time.Duration
 }
 
 type lane struct {
@@ -55,12 +61,21 @@ const (
 // timelinePage: GET /ui/timeline.
 func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
+	window := TimelineWindow
+	if v := r.URL.Query().Get("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < TimelineMinWindow || d > TimelineMaxWindow {
+			u.fail(w, r, http.StatusBadRequest, fmt.Errorf("window %q: must be a duration from %v to %v (10m, 1h)", v, TimelineMinWindow, TimelineMaxWindow))
+			return
+		}
+		window = d
+	}
 	var evs []event.Event
 	var note string
 	if u.o.Events != nil {
 		var err error
 		evs, err = u.listAll(r.Context(), event.Filter{Types: []string{event.TypeHostBreaker, event.TypeOperatorAction},
-			Since: now.Add(-TimelineWindow)}, 20)
+			Since: now.Add(-window)}, 20)
 		if err != nil {
 			note = "Reading the event log failed: " + err.Error()
 		}
@@ -68,7 +83,7 @@ func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request) {
 		note = "The event stream is not enabled on this server."
 	}
 	p := u.newPage(w, r, "Timeline", "timeline")
-	tl := u.buildTimeline(evs, now)
+	tl := u.buildTimeline(evs, now, window)
 	p.Body = struct {
 		T    timeline
 		Note string
@@ -76,15 +91,15 @@ func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request) {
 	u.render(w, "timeline.html", p)
 }
 
-func (u *UI) buildTimeline(evs []event.Event, now time.Time) timeline {
-	from := now.Add(-TimelineWindow)
+func (u *UI) buildTimeline(evs []event.Event, now time.Time, window time.Duration) timeline {
+	from := now.Add(-window)
 	x := func(t time.Time) int {
 		if t.Before(from) {
 			t = from
 		}
-		return tlLabel + int(float64(tlPlot)*float64(t.Sub(from))/float64(TimelineWindow))
+		return tlLabel + int(float64(tlPlot)*float64(t.Sub(from))/float64(window))
 	}
-	tl := timeline{From: from, To: now, Events: len(evs)}
+	tl := timeline{From: from, To: now, Events: len(evs), Window: window}
 	byHost := map[string][]event.Event{}
 	for _, ev := range evs {
 		byHost[ev.Host] = append(byHost[ev.Host], ev)
@@ -129,10 +144,14 @@ func (u *UI) buildTimeline(evs []event.Event, now time.Time) timeline {
 		tl.Lanes = append(tl.Lanes, ln)
 	}
 	tl.Height = tlTop + len(tl.Lanes)*tlLane + 24
-	tl.Width = tlLabel + tlPlot + 20
-	for m := 0; m <= 60; m += 10 {
-		t := from.Add(time.Duration(m) * time.Minute)
-		tl.Ticks = append(tl.Ticks, tlTick{X: x(t), Label: t.Format("15:04")})
+	tl.Width = tlLabel + tlPlot + 70
+	layout := "15:04"
+	if window < 10*time.Minute {
+		layout = "15:04:05"
+	}
+	for i := 0; i <= 6; i++ {
+		t := from.Add(window * time.Duration(i) / 6)
+		tl.Ticks = append(tl.Ticks, tlTick{X: x(t), Label: t.Format(layout)})
 	}
 	return tl
 }
