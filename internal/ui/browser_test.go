@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,11 +21,12 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"fusebox/internal/api"
+	"fusebox/internal/apiclient"
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/event"
 	"fusebox/internal/server"
-	"fusebox/internal/ui"
+	"fusebox/internal/workflow/wfrun"
 )
 
 const (
@@ -192,6 +194,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	dir := artifacts(t)
 	e1, e2 := engines.Engines[0], engines.Engines[1]
 
+	// A workflow run twice (the second time every step is cached) gives
+	// the jobs and workflow pages something to show.
+	runs := runWorkflowTwice(t, base)
+
 	// Not signed in: the dashboard sends the browser to the sign-in form.
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui")); err != nil {
 		t.Fatal(err)
@@ -285,13 +291,92 @@ func TestDashboardInBrowser(t *testing.T) {
 	screenshot(t, ctx, dir, "fleet-isolated.png")
 
 	// The other pages render.
-	for _, p := range []string{"/ui/jobs", "/ui/workflows", "/ui/timeline?window=2m"} {
+	first, second := runs[0], runs[1]
+	for _, p := range []string{"/ui/jobs", "/ui/jobs/" + stepJob(first, "a"), "/ui/workflows", "/ui/workflows/" + first.ID,
+		"/ui/workflows/" + second.ID, "/ui/timeline?window=2m"} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+p), chromedp.WaitVisible(`main h1`)); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		name, _, _ := strings.Cut(strings.TrimPrefix(p, "/ui/"), "?")
+		name := strings.NewReplacer("/ui/", "", "/", "-", "?", "-", "=", "-").Replace(p)
 		screenshot(t, ctx, dir, name+".png")
+		switch p {
+		case "/ui/jobs/" + stepJob(first, "a"):
+			logs, err := chromedp.Run(ctx, chromedp.Text(`pre.logs`))
+			if err != nil || !strings.Contains(logs, "hello from a") {
+				t.Errorf("job page logs %q (%v), want the step's output", logs, err)
+			}
+		case "/ui/workflows/" + first.ID:
+			n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('svg.dag g.node.st-succeeded').length`))
+			e, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('svg.dag path.edge').length`))
+			if n != 4 || e != 4 {
+				t.Errorf("the first run's DAG has %d succeeded steps and %d edges, want 4 and 4", n, e)
+			}
+		case "/ui/workflows/" + second.ID:
+			n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('svg.dag g.node.cached').length`))
+			if n != 4 {
+				t.Errorf("the second run's DAG marks %d steps cached, want 4", n)
+			}
+		case "/ui/timeline?window=2m":
+			n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('svg.timeline rect.seg-open').length`))
+			if n < 5 {
+				t.Errorf("the timeline shows %d open periods, want the 5 hangs", n)
+			}
+		}
 	}
+}
+
+const diamond = `name: ui-diamond
+defaults: {image: %s}
+steps:
+  - {id: a, command: ["sh", "-c", "echo hello from a"]}
+  - {id: b, depends_on: [a], command: ["sh", "-c", "echo b"]}
+  - {id: c, depends_on: [a], command: ["sh", "-c", "echo c"]}
+  - {id: d, depends_on: [b, c], command: ["sh", "-c", "echo d"]}
+`
+
+// runWorkflowTwice runs a four-step diamond twice and returns both runs,
+// waiting on the event stream for each to end.
+func runWorkflowTwice(t *testing.T, base string) []*api.WorkflowRun {
+	t.Helper()
+	c := apiclient.New(base, adminToken)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src := fmt.Sprintf(diamond, enginetest.TestImage(t).Ref)
+	var out []*api.WorkflowRun
+	errEnded := errors.New("ended")
+	for range 2 {
+		r, err := c.StartWorkflow(ctx, api.WorkflowRunRequest{Definition: src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Events(ctx, apiclient.EventsParams{Types: []string{event.TypeWorkflowRun}, Since: "0", Follow: true}, func(ev event.Event) error {
+			var d event.WorkflowRun
+			if json.Unmarshal(ev.Data, &d) == nil && d.Run == r.ID && wfrun.RunState(d.To).Terminal() {
+				return errEnded
+			}
+			return nil
+		})
+		if !errors.Is(err, errEnded) {
+			t.Fatalf("waiting for run %s: %v", r.ID, err)
+		}
+		if r, err = c.WorkflowRun(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r.State != wfrun.RunSucceeded {
+			t.Fatalf("run %s: %s (%s)", r.ID, r.State, r.Reason)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func stepJob(r *api.WorkflowRun, id string) string {
+	for _, s := range r.Steps {
+		if s.ID == id {
+			return s.JobID
+		}
+	}
+	return ""
 }
 
 func signIn(t *testing.T, ctx context.Context, token string) {
@@ -314,5 +399,3 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
-
-var _ = ui.SessionCookie
