@@ -15,7 +15,8 @@ const UICookie = "fusebox_token"
 // auth with role read, where a UICookie is accepted in place of the
 // Authorization header (a GET without a valid one is sent to /ui/login).
 // /ui/login and /ui/static/ are open. GET /ui/events is the event stream
-// of GET /v1/events, served here so the browser's cookie reaches it. h
+// of GET /v1/events and GET /ui/jobs/{id}/logs the log follow of GET
+// /v1/jobs/{id}/logs, served here so the browser's cookie reaches them. h
 // asks the request's role and actor with RequestRole and RequestActor.
 // Call it before Serve.
 func (s *Server) SetUI(h http.Handler) {
@@ -23,6 +24,7 @@ func (s *Server) SetUI(h http.Handler) {
 		{pattern: "/ui/login", handler: h.ServeHTTP},
 		{pattern: "/ui/static/", handler: h.ServeHTTP},
 		{pattern: "GET /ui/events", role: RoleRead, stream: true, handler: s.listEvents},
+		{pattern: "GET /ui/jobs/{id}/logs", role: RoleRead, stream: true, handler: s.jobLogs},
 		{pattern: "/ui", role: RoleRead, handler: h.ServeHTTP},
 		{pattern: "/ui/", role: RoleRead, handler: h.ServeHTTP},
 	} {

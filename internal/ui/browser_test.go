@@ -25,6 +25,7 @@ import (
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/event"
+	"fusebox/internal/job"
 	"fusebox/internal/server"
 	"fusebox/internal/workflow/wfrun"
 )
@@ -219,6 +220,37 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("a read token sees %d operator forms, want none", n)
 	}
 	screenshot(t, ctx, dir, "fleet-healthy.png")
+
+	// A running job's page follows its output, then shows how it ended.
+	c := apiclient.New(base, adminToken)
+	j, _, err := c.Submit(context.Background(), job.Spec{Image: enginetest.TestImage(t).Ref,
+		Command: []string{"sh", "-c", "echo first line; sleep 2; echo second line"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/jobs/"+j.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `(document.getElementById('follow-out')||{}).textContent==='first line\n'`, 20*time.Second); err != nil {
+		t.Fatalf("the running job's page never showed its first line live: %v", err)
+	}
+	screenshot(t, ctx, dir, "job-running.png")
+	// It reloads when the job ends (a query that survives the navigation).
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err = chromedp.Do(wctx, chromedp.WaitVisible(`main h1 .j-succeeded`))
+	cancel()
+	if err != nil {
+		t.Fatalf("the job's page never showed it succeeded: %v", err)
+	}
+	if logs, err := chromedp.Run(ctx, chromedp.Text(`pre.logs`)); err != nil || !strings.Contains(logs, "first line\nsecond line") {
+		t.Errorf("the ended job's page shows logs %q (%v), want both lines", logs, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, `document.getElementById('live').textContent==='live'`, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fuseboxMarker = 'still here'; true`)); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +307,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	// The form posts and comes back to /ui (a navigation: a query that
 	// survives it, not a poll in the page).
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	err = chromedp.Do(wctx, chromedp.WaitVisible(fmt.Sprintf(`[id="host-%s"].state-isolated [data-field=operator]`, e2.Name)))
 	cancel()
 	if err != nil {

@@ -12,8 +12,11 @@
 // /ui/events (the API's GET /v1/events, so a reconnect resumes with
 // Last-Event-ID) and, on each host.breaker, host.state or operator.action
 // event, fetches that host's card (GET /ui/hosts/{name}/card) and replaces
-// it: no polling, no reload. The script also counts down to each breaker's
-// next probe.
+// it: no polling, no reload; "breaker" events swap in the breakers table
+// (GET /ui/breakers) and job.transition events the queue panel (GET
+// /ui/queue). A running job's page follows its output (GET
+// /ui/jobs/{id}/logs?follow=true, the API's log follow) and reloads when
+// it ends. The script also counts down to each breaker's next probe.
 //
 // The UI is mounted inside the API server (api.Server.SetUI), which
 // authenticates every /ui route but the sign-in form and the static files:

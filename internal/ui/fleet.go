@@ -100,6 +100,12 @@ func (u *UI) breakersFragment(w http.ResponseWriter, r *http.Request) {
 	u.render(w, "breakers", u.breakers(r.Context()))
 }
 
+// queueFragment: GET /ui/queue, the queue panel alone (swapped in when
+// jobs change state).
+func (u *UI) queueFragment(w http.ResponseWriter, r *http.Request) {
+	u.render(w, "queue", u.queue(r.Context()))
+}
+
 // hostAction: POST /ui/hosts/{name}/action, the operator buttons of a
 // card (admin, CSRF-checked), applied and stored by Fleet.HostAction as
 // the API's POST /v1/hosts/{name}/<action> does.

@@ -51,9 +51,13 @@ type jobDetail struct {
 	Attempts    []job.Attempt
 	Logs        *job.Logs
 	LogsNote    string
+	Live        bool // it has not ended: the script follows its output
 }
 
-// jobPage: GET /ui/jobs/{id}: transitions, attempts and collected logs.
+// jobPage: GET /ui/jobs/{id}: transitions, attempts and collected logs;
+// while the job runs the script follows its output (GET
+// /ui/jobs/{id}/logs?follow=true, the API's log follow) and reloads the
+// page when it ends.
 func (u *UI) jobPage(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
 	j, err := u.o.Jobs.Get(ctx, id)
@@ -65,7 +69,7 @@ func (u *UI) jobPage(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, status, fmt.Errorf("job %s: %w", id, err))
 		return
 	}
-	d := jobDetail{J: j, Duration: jobDuration(j)}
+	d := jobDetail{J: j, Duration: jobDuration(j), Live: !j.State.Terminal()}
 	if d.Transitions, err = u.o.Jobs.Transitions(ctx, id); err != nil {
 		u.fail(w, r, http.StatusInternalServerError, fmt.Errorf("job %s transitions: %w", id, err))
 		return
@@ -75,6 +79,8 @@ func (u *UI) jobPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch logs, err := u.o.Jobs.Logs(ctx, id); {
+	case d.Live:
+		// followed by the script from GET /ui/jobs/{id}/logs?follow=true
 	case err == nil:
 		d.Logs = &logs
 	case errors.Is(err, job.ErrNotFound):

@@ -141,6 +141,7 @@ func (u *UI) routes() {
 	u.mux.HandleFunc("GET /ui/hosts/{name}/card", u.hostCard)
 	u.mux.HandleFunc("POST /ui/hosts/{name}/action", u.hostAction)
 	u.mux.HandleFunc("GET /ui/breakers", u.breakersFragment)
+	u.mux.HandleFunc("GET /ui/queue", u.queueFragment)
 	u.mux.HandleFunc("GET /ui/jobs", u.jobsPage)
 	u.mux.HandleFunc("GET /ui/jobs/{id}", u.jobPage)
 	u.mux.HandleFunc("GET /ui/workflows", u.workflowsPage)

@@ -23,6 +23,39 @@
 
   var body = document.body;
   body.dataset.loadedAt = String(Date.now()); // a marker that a reload would lose
+
+  // A running job's page: follow its output (newline-delimited JSON), and
+  // reload once it ends to show how.
+  var follow = document.getElementById('follow');
+  if (follow && window.fetch && window.TextDecoder) {
+    var out = document.getElementById('follow-out');
+    var note = document.getElementById('follow-note');
+    fetch('/ui/jobs/' + encodeURIComponent(follow.dataset.job) + '/logs?follow=true', { credentials: 'same-origin' })
+      .then(function (r) {
+        if (!r.ok || !r.body) throw new Error('log follow: ' + r.status);
+        var reader = r.body.getReader(), dec = new TextDecoder(), buf = '';
+        function line(l) {
+          if (!l) return;
+          var ev = JSON.parse(l);
+          if (ev.data) out.textContent += ev.data;
+          if (ev.error) note.textContent = 'The follow stopped: ' + ev.error;
+          if (ev.end) { note.textContent = 'Ended: ' + ev.state + '.'; location.reload(); }
+        }
+        function pump() {
+          return reader.read().then(function (res) {
+            if (res.done) { line(buf); return; }
+            buf += dec.decode(res.value, { stream: true });
+            var parts = buf.split('\n');
+            buf = parts.pop();
+            parts.forEach(line);
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function (e) { note.textContent = 'Following the output failed (' + e.message + '): reload to see it.'; });
+  }
+
   if (body.dataset.live !== 'fleet' || !window.EventSource) return;
 
   // One fetch per fragment at a time; an event during a fetch asks for one more.
@@ -73,7 +106,7 @@
   var live = document.getElementById('live');
   // since: what happened after this page was rendered; a reconnect resumes
   // from the last event seen (the browser sends Last-Event-ID).
-  var es = new EventSource('/ui/events?type=host.breaker,host.state,operator.action,breaker&since=' +
+  var es = new EventSource('/ui/events?type=host.breaker,host.state,operator.action,breaker,job.transition&since=' +
     encodeURIComponent(body.dataset.since || '0s'));
   es.onopen = function () { live.textContent = 'live'; live.className = 'live on'; };
   es.onerror = function () { live.textContent = 'reconnecting…'; live.className = 'live off'; };
@@ -85,4 +118,10 @@
     });
   });
   es.addEventListener('breaker', refreshBreakers);
+  es.addEventListener('job.transition', function () {
+    refresh('queue', '/ui/queue', function (html) {
+      var box = document.getElementById('queue');
+      if (box) box.innerHTML = html;
+    });
+  });
 })();
