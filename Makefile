@@ -5,7 +5,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Packages whose tests run with the race detector (the concurrent ones).
 RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/... ./internal/event/... ./internal/apiclient/... ./internal/alert/... ./internal/workflow/...
 
-.PHONY: all build deps demo test test-short bench lint fmt clean
+.PHONY: all build deps deps-test demo test test-short bench lint fmt clean
 
 all: build
 
@@ -14,6 +14,10 @@ build:
 
 deps:
 	@./scripts/deps.sh
+
+# What the tests need besides: promtool (Debian's prometheus) and chromium.
+deps-test:
+	@./scripts/deps.sh --test
 
 # Three private engines: one job run directly on each with `fusebox run
 # --host`, then the failover story: a stream of jobs, one host hung and
@@ -24,7 +28,7 @@ demo: deps
 	./bin/fusebox-demo -fusebox ./bin/fusebox
 
 # Everything, against real Docker engines (started privately, as root).
-test: deps
+test: deps-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -p 1 -race $(RACE_PKGS)

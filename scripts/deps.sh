@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Installs what fusebox's tests and demo need on a Debian machine, when run as
-# root; otherwise says exactly what to install. Idempotent and quiet when
-# everything is already there.
+# Installs what fusebox's demo needs (and, with --test, what its tests need
+# too) on a Debian machine, when run as root; otherwise says exactly what to
+# install. Idempotent and quiet when everything is already there.
 set -euo pipefail
+
+tests=false
+if [ "${1:-}" = "--test" ]; then
+	tests=true
+	shift
+fi
 
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
@@ -13,10 +19,12 @@ fi
 # promtool checks the shipped alert rules and a live /metrics scrape in the
 # tests (internal/metrics); Debian ships it in the prometheus package. Only the
 # tool is needed: no Prometheus server is configured or started for fusebox.
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # The dashboard's browser test (internal/ui) drives Debian's chromium
 # headless through chromedp.
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if $tests; then
+	command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+	command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 for extra in "$@"; do
 	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

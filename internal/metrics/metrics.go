@@ -11,7 +11,7 @@
 // store: callers translate their own types into the plain strings taken here.
 // The alert rules shipped in deploy/prometheus/alerts.yaml use only the
 // metric names declared in this file (a test checks it). With promtool on
-// the PATH (`make deps`), the tests also run `promtool check rules` on them,
+// the PATH (`make deps-test`), the tests also run `promtool check rules` on them,
 // `promtool test rules` on alerts_test.yaml beside them, `promtool check
 // config` on the example prometheus.yml, and `promtool check metrics` on a
 // live scrape in which every metric has a series.

@@ -29,9 +29,9 @@ func promtool(t *testing.T) string {
 		return p
 	}
 	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("promtool not found and CI=true: %v (`make deps` installs it: Debian package prometheus)", err)
+		t.Fatalf("promtool not found and CI=true: %v (`make deps-test` installs it: Debian package prometheus)", err)
 	}
-	t.Skipf("promtool not found (%v); `make deps` installs it (Debian package prometheus)", err)
+	t.Skipf("promtool not found (%v); `make deps-test` installs it (Debian package prometheus)", err)
 	return ""
 }
 

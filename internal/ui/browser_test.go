@@ -80,7 +80,7 @@ func startServer(t *testing.T, engines *enginetest.Fleet) string {
 }
 
 // chromium finds Debian's chromium; without it the test skips, or fails
-// under CI=true (scripts/deps.sh installs it).
+// under CI=true (make deps-test installs it).
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("FUSEBOX_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser"} {
@@ -92,9 +92,9 @@ func chromium(t *testing.T) string {
 		}
 	}
 	if enginetest.InCI() {
-		t.Fatal("chromium is not installed (scripts/deps.sh installs it): the dashboard's browser test needs it")
+		t.Fatal("chromium is not installed (make deps-test installs it): the dashboard's browser test needs it")
 	}
-	t.Skip("chromium is not installed (scripts/deps.sh installs it)")
+	t.Skip("chromium is not installed (make deps-test installs it)")
 	return ""
 }
 
