@@ -11,7 +11,7 @@ func TestNewIDSortsByTime(t *testing.T) {
 	if len(a) != 16 || a >= b {
 		t.Fatalf("ids %q then %q: want 16 characters, sorting by time", a, b)
 	}
-	if NewID(t0) == NewID(t0) {
-		t.Fatal("two ids of the same millisecond are equal")
+	if c, d := NewID(t0), NewID(t0); c == d {
+		t.Fatalf("two ids of the same millisecond are equal: %s", c)
 	}
 }
