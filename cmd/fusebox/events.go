@@ -20,7 +20,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		Short: "Print what happened: job transitions, host breakers, operator actions",
 		Long: `Print the events of the server's event stream, oldest first: job transitions
 (job.transition), host breaker transitions (host.breaker), host state changes
-(host.state), operator actions (operator.action), other breakers (breaker:
+(host.state), graceful degradation on a host (host.degradation), operator
+actions (operator.action), other breakers (breaker:
 a workflow's), workflow runs and steps (workflow.run, workflow.step),
 alert deliveries (alert.delivery) and the tool calls of the MCP server at
 /mcp (mcp.tool_call). Without -f, print what

@@ -71,6 +71,13 @@ func (a *app) hostsCommand() *cobra.Command {
 				if op := h.Operator; op != nil && (h.State == fleet.HostIsolated || h.State == fleet.HostDraining) {
 					reason += " (" + age(now, op.At) + " ago)"
 				}
+				if len(h.Degradation) > 0 {
+					var modes []string
+					for _, m := range h.Degradation {
+						modes = append(modes, strings.ReplaceAll(string(m), "_", " "))
+					}
+					reason = strings.TrimPrefix(reason+"; ", "; ") + strings.Join(modes, ", ")
+				}
 				if h.LastError != "" {
 					reason = strings.TrimPrefix(reason+"; ", "; ") + "last error: " + h.LastError
 				}

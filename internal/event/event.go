@@ -33,6 +33,9 @@ const (
 	// TypeBreaker: a breaker other than a host's (a workflow's:
 	// "workflow/<name>") changed state. Data is Breaker.
 	TypeBreaker = "breaker"
+	// TypeHostDegradation: the modes of graceful degradation in force on a
+	// host changed. Host; Data is {"modes": [...], "reason"}.
+	TypeHostDegradation = "host.degradation"
 	// TypeHostState: a host's state (ready, degraded, isolated, ...)
 	// changed. Host; Data is {"from", "to", "reason"}.
 	TypeHostState = "host.state"

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,13 @@ func TestEjectionForSlownessIsCapped(t *testing.T) {
 		}
 		return open == 1 && keptN == 1 && st[fast.Name].State == fleet.HostHealthy
 	})
+	for _, s := range states(f) {
+		want := s.Breaker.State == "open" // an ejected host is spared: its logs wait, its polls are spaced out
+		got := slices.Contains(s.Degradation, fleet.ModeLogsDeferred) && slices.Contains(s.Degradation, fleet.ModePollsStretched)
+		if got != want {
+			t.Errorf("host %s (breaker %s): degradation modes %v", s.Name, s.Breaker.State, s.Degradation)
+		}
+	}
 	t.Logf("kept in: %s: %s", kept.Name, kept.Reason)
 
 	// The healthy host is placed first; with it full the kept one gets work.

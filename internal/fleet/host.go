@@ -235,6 +235,13 @@ func (h *Host) Status() HostStatus {
 			st.State = HostHealthy
 		}
 	}
+	switch snap.State {
+	case breaker.StateOpen, breaker.StateHalfOpen:
+		st.Degradation = append(st.Degradation, ModeLogsDeferred, ModePollsStretched)
+	}
+	if st.Calls.Limit > 0 && st.Calls.InFlight >= st.Calls.Limit && st.Calls.Waiting > 0 {
+		st.Degradation = append(st.Degradation, ModeMonitoringShed)
+	}
 	return st
 }
 

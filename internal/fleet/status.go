@@ -14,6 +14,28 @@ const (
 	HostDraining    HostState = "draining"    // operator draining: running jobs finish, no new ones
 )
 
+// DegradationMode is one way fusebox spares a host that is out or
+// overloaded, as graceful degradation does it (HostStatus.Degradation).
+type DegradationMode string
+
+const (
+	// ModeLogsDeferred: the host is out (breaker open or probing), so the
+	// output of jobs that ended there is collected when it is back; their
+	// containers are kept until then.
+	ModeLogsDeferred DegradationMode = "logs_deferred"
+	// ModePollsStretched: the host is out, so the status polls of its jobs
+	// are spaced out (bounded) instead of hammering it.
+	ModePollsStretched DegradationMode = "polls_stretched"
+	// ModeMonitoringShed: the host's in-flight call limit is reached and
+	// calls wait: launches go first, status polls and log reads after.
+	ModeMonitoringShed DegradationMode = "monitoring_shed"
+)
+
+// DegradationModes lists every mode, in a fixed order.
+func DegradationModes() []DegradationMode {
+	return []DegradationMode{ModeLogsDeferred, ModePollsStretched, ModeMonitoringShed}
+}
+
 // BreakerStatus is the part of a breaker snapshot shown to users.
 type BreakerStatus struct {
 	State               string    `json:"state"` // closed, open, half-open, forced-open, disabled, metrics-only
@@ -45,6 +67,9 @@ type HostStatus struct {
 	// Operator is the last operator action on the host (who, why, when),
 	// remembered across restarts; nil if there was none.
 	Operator *Operator `json:"operator,omitempty"`
+	// Degradation are the modes of graceful degradation in force on the
+	// host now (none when it is healthy).
+	Degradation []DegradationMode `json:"degradation,omitempty"`
 }
 
 // Transition is one change of a host's breaker state, kept for the API, the

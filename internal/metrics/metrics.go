@@ -89,6 +89,7 @@ type Metrics struct {
 	breakerTransitions *prometheus.CounterVec   // host, from, to
 	breakerState       *prometheus.GaugeVec     // host
 	hostState          *prometheus.GaugeVec     // host, state
+	hostDegradation    *prometheus.GaugeVec     // host, mode
 	httpRequests       *prometheus.CounterVec   // route, code
 	httpDuration       *prometheus.HistogramVec // route
 	events             *prometheus.CounterVec   // type
@@ -144,6 +145,10 @@ func New() *Metrics {
 		Name: "fusebox_host_state",
 		Help: "1 for the current state of each host, 0 for its other states (healthy, degraded, unavailable, probing, isolated, draining).",
 	}, []string{"host", "state"})
+	m.hostDegradation = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fusebox_host_degradation",
+		Help: "1 for each mode of graceful degradation in force on a host (logs_deferred, polls_stretched, monitoring_shed), 0 for the others.",
+	}, []string{"host", "mode"})
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fusebox_http_requests_total",
 		Help: "HTTP API requests, by route pattern and status code.",
@@ -186,7 +191,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		m.jobsSubmitted, m.jobsFinished, m.jobsRejected, m.jobsPlaced,
 		m.dockerCallDuration, m.dockerCallErrors,
-		m.breakerTransitions, m.breakerState, m.hostState,
+		m.breakerTransitions, m.breakerState, m.hostState, m.hostDegradation,
 		m.httpRequests, m.httpDuration,
 		m.events, m.alertDeliveries, m.alertDuration, m.alertPending,
 		queueDepth, jobsRunning, queueCapacity,
@@ -303,6 +308,23 @@ func (m *Metrics) HostUp(host, state string) {
 	if !known {
 		m.hostState.WithLabelValues(host, state).Set(1)
 		m.hostStateM[host] = state
+	}
+}
+
+// HostDegradation sets fusebox_host_degradation for host: 1 for each of
+// all (every mode there is) that is in on, 0 for the others.
+func (m *Metrics) HostDegradation(host string, all, on []string) {
+	if m == nil {
+		return
+	}
+	for _, mode := range all {
+		v := 0.0
+		for _, o := range on {
+			if o == mode {
+				v = 1
+			}
+		}
+		m.hostDegradation.WithLabelValues(host, mode).Set(v)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"fusebox/internal/apiclient"
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
+	"fusebox/internal/event"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -198,6 +199,8 @@ func TestAlertsReachAWebhookReceiver(t *testing.T) {
 	if err != nil || len(st.Receivers) != 1 || len(st.Firing) == 0 || st.Firing[0].Name != alert.NameBreakerOpen {
 		t.Fatalf("GET /v1/alerts while firing: %+v %v", st, err)
 	}
+	// The hung host is spared, visibly: a host.degradation event says how.
+	waitEvent(t, c, event.TypeHostDegradation, e1.Name, "logs_deferred")
 	if err := e1.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -277,4 +280,22 @@ func firingFor(st *api.AlertsResponse, host string) bool {
 	return slices.ContainsFunc(st.Firing, func(f api.FiringAlert) bool {
 		return f.Name == alert.NameBreakerOpen && f.Labels["host"] == host
 	})
+}
+
+// waitEvent waits until an event of type typ about host whose data holds
+// want is in the stream.
+func waitEvent(t *testing.T, c *apiclient.Client, typ, host, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errFound := errors.New("found")
+	err := c.Events(ctx, apiclient.EventsParams{Types: []string{typ}, Host: host, Since: "0", Follow: true}, func(ev event.Event) error {
+		if strings.Contains(string(ev.Data), want) {
+			return errFound
+		}
+		return nil
+	})
+	if !errors.Is(err, errFound) {
+		t.Fatalf("no %s event of %s with %q: %v", typ, host, want, err)
+	}
 }

@@ -69,6 +69,16 @@ func (h *hostEvents) state(host string, from, to fleet.HostState, reason string)
 		Data: event.MarshalData(map[string]string{"from": string(from), "to": string(to), "reason": reason})})
 }
 
+// degradation records the modes of graceful degradation now in force on a
+// host (none: it ended).
+func (h *hostEvents) degradation(host string, modes []string, reason string) {
+	if modes == nil {
+		modes = []string{}
+	}
+	h.add(event.Event{At: time.Now(), Type: event.TypeHostDegradation, Host: host,
+		Data: event.MarshalData(map[string]any{"modes": modes, "reason": reason})})
+}
+
 func (h *hostEvents) add(ev event.Event) {
 	h.mu.Lock()
 	if len(h.pending) >= maxPendingEvents {

@@ -305,6 +305,11 @@ func (s *Server) publishHostStates(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := map[string]fleet.HostState{}
+	lastModes := map[string]string{}
+	var all []string
+	for _, m := range fleet.DegradationModes() {
+		all = append(all, string(m))
+	}
 	for {
 		for _, h := range s.Fleet.Statuses() {
 			s.Metrics.HostUp(h.Name, string(h.State))
@@ -312,6 +317,22 @@ func (s *Server) publishHostStates(ctx context.Context) {
 				s.hostEvents.state(h.Name, prev, h.State, h.Reason)
 			}
 			last[h.Name] = h.State
+
+			var on []string
+			for _, m := range h.Degradation {
+				on = append(on, string(m))
+			}
+			s.Metrics.HostDegradation(h.Name, all, on)
+			if modes := strings.Join(on, ","); modes != lastModes[h.Name] {
+				// Logged once per change, with the reason, and an event.
+				if modes == "" {
+					s.Logger.Info("host degradation ended", "host", h.Name, "state", h.State)
+				} else {
+					s.Logger.Info("host degraded gracefully", "host", h.Name, "modes", modes, "reason", h.Reason)
+				}
+				s.hostEvents.degradation(h.Name, on, h.Reason)
+				lastModes[h.Name] = modes
+			}
 		}
 		select {
 		case <-ctx.Done():

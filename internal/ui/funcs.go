@@ -17,6 +17,7 @@ var funcs = template.FuncMap{
 	"until":    until,
 	"dur":      dur,
 	"stateTip": stateTip,
+	"modeText": modeText,
 	"pct":      pct,
 	"sortedLabels": func(m map[string]string) []string {
 		var out []string
@@ -96,4 +97,17 @@ func pct(n, max int) int {
 		return 0
 	}
 	return min(100, n*100/max)
+}
+
+// modeText says what a mode of graceful degradation does, for people.
+func modeText(m fleet.DegradationMode) string {
+	switch m {
+	case fleet.ModeLogsDeferred:
+		return "logs collected when it is back"
+	case fleet.ModePollsStretched:
+		return "status polls spaced out"
+	case fleet.ModeMonitoringShed:
+		return "launches first, monitoring waits"
+	}
+	return string(m)
 }
