@@ -95,7 +95,7 @@
 //	                             # constraint (key=value), 1B..max_spec_bytes
 //	graceful_degradation:
 //	  enabled: true              # queue instead of failing when no host can take a job,
-//	                             # defer log collection, stretch status polls
+//	                             # defer log collection, stretch status polls, cap ejections; false: none
 //	  max_ejected_percent: 50    # most hosts ejected at once on slowness alone (checks timing out), 0..100; the last host in is never ejected for slowness
 //	retry:                       # default per job; a job may override it
 //	  max_attempts: 3            # >= 1

@@ -39,14 +39,17 @@ type Config struct {
 	ReconcileInterval time.Duration // sweep for dangling containers; default 1m
 	RetryAfter        time.Duration // hint given with ErrQueueFull; default 5s
 	SpecLimits        job.Limits    // bounds of a submitted spec, for Spec.ValidateWith; zero fields: job's defaults
-	// FailWhenNoHost fails a job at once when no host can take it because
-	// every matching host is out (open, isolated, draining, canary failing),
-	// instead of queueing it: graceful_degradation.enabled = false. Full
-	// hosts still mean waiting.
-	FailWhenNoHost bool
-	Retention      time.Duration // finished jobs (transitions, attempts, logs) are deleted this long after they end; 0 keeps them forever (no default here: the config file's is 7 days)
-	Logger         *slog.Logger
-	Hooks          Hooks
+	// NoDegradation is graceful_degradation.enabled = false: fusebox does
+	// none of the things that spare a host that is out. A job no host can
+	// take because every matching host is out (open, isolated, draining,
+	// canary failing) fails at once instead of queueing (full hosts still
+	// mean waiting); the status polls of a host that is out are not spaced
+	// out; and the output of a job whose host is out is not waited for: the
+	// job ends with what was collected, and says so.
+	NoDegradation bool
+	Retention     time.Duration // finished jobs (transitions, attempts, logs) are deleted this long after they end; 0 keeps them forever (no default here: the config file's is 7 days)
+	Logger        *slog.Logger
+	Hooks         Hooks
 	// Events wakes FollowLogs when the job it follows changes (the event
 	// bus, fed by the store's commits). Nil: FollowLogs looks at the job
 	// every FollowPollInterval instead.

@@ -306,7 +306,7 @@ func TestHungHostTripsAloneAndJobsFailOver(t *testing.T) {
 // With graceful degradation off, a job that no host can take because every
 // host is out fails at once instead of waiting.
 func TestWithoutGracefulDegradationAJobWithNoHostFails(t *testing.T) {
-	r := newRig(t, enginetest.Shared(t, 2), rigOptions{dispatch: dispatch.Config{FailWhenNoHost: true}})
+	r := newRig(t, enginetest.Shared(t, 2), rigOptions{dispatch: dispatch.Config{NoDegradation: true}})
 	for _, h := range r.fleet.Hosts() {
 		r.fleet.Isolate(h.Name())
 	}

@@ -113,7 +113,8 @@ watch:
 	if end.state == job.StateSucceeded || end.state == job.StateFailed || end.state == job.StateTimedOut || end.state == job.StateCancelled {
 		// A user who cancelled is not kept waiting for an unreachable host:
 		// one try. Other ends wait for the host (up to LostAfter).
-		logs = d.collectLogs(ctx, hd, h, col, end.state != job.StateCancelled)
+		// Without graceful degradation nobody waits for a host that is out.
+		logs = d.collectLogs(ctx, hd, h, col, end.state != job.StateCancelled && !d.cfg.NoDegradation)
 		if ctx.Err() != nil {
 			return
 		}
@@ -278,7 +279,9 @@ func (d *Dispatcher) pollInterval(h *fleet.Host) time.Duration {
 	}
 	switch h.Breaker().Snapshot().State {
 	case breaker.StateOpen, breaker.StateForcedOpen:
-		iv *= 4
+		if !d.cfg.NoDegradation {
+			iv *= 4 // polls stretched (graceful degradation)
+		}
 	}
 	return min(iv, time.Minute)
 }

@@ -208,7 +208,7 @@ func (s *scheduler) place(ctx context.Context, key store.QueueKey, j store.Queue
 	lease, err := d.fleet.Place(fleet.Request{Constraints: key.Constraints, Image: j.Image, Avoid: avoid})
 	if err != nil {
 		var nh *fleet.NoHostError
-		if d.cfg.FailWhenNoHost && errors.As(err, &nh) && !nh.AnyFull() {
+		if d.cfg.NoDegradation && errors.As(err, &nh) && !nh.AnyFull() {
 			now := time.Now()
 			nj, terr := d.store.JobTransition(ctx, store.JobTransitionParams{
 				ID: j.ID, From: []job.State{job.StateQueued}, To: job.StateFailed, Now: now, FinishedAt: &now,

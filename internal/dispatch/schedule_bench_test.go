@@ -250,7 +250,7 @@ func oldPlace(ctx context.Context, d *Dispatcher, j *job.Job, launch func(*job.J
 	lease, err := d.fleet.Place(fleet.Request{Constraints: j.Spec.Constraints, Image: j.Spec.Image, Avoid: avoid})
 	if err != nil {
 		var nh *fleet.NoHostError
-		if d.cfg.FailWhenNoHost && errors.As(err, &nh) && !nh.AnyFull() {
+		if d.cfg.NoDegradation && errors.As(err, &nh) && !nh.AnyFull() {
 			now := time.Now()
 			nj, terr := d.store.JobTransition(ctx, store.JobTransitionParams{
 				ID: j.ID, From: []job.State{job.StateQueued}, To: job.StateFailed, Now: now, FinishedAt: &now,

@@ -118,3 +118,28 @@ func TestEveryHostSlowKeepsTheLastIn(t *testing.T) {
 		return open == 2 && lastIn == 1
 	})
 }
+
+// A host that is out is spared (its logs wait, its polls are spaced out)
+// only with graceful degradation: without it its status lists no such mode.
+func TestDegradationModesFollowGracefulDegradation(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		f, err := fleet.New(fleet.Config{
+			Hosts:               []fleet.HostConfig{{Name: "h", Engine: engine.Config{Address: "unix:///nonexistent/docker.sock"}}},
+			DisableHealthChecks: true,
+			NoDegradation:       off,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := f.Host("h")
+		if got := h.Status().Degradation; len(got) != 0 {
+			t.Fatalf("a healthy host spared: %v", got)
+		}
+		h.Breaker().Trip(time.Minute)
+		got := h.Status().Degradation
+		if want := !off; slices.Contains(got, fleet.ModeLogsDeferred) != want || slices.Contains(got, fleet.ModePollsStretched) != want {
+			t.Errorf("NoDegradation %v, breaker open: modes %v", off, got)
+		}
+		f.Stop()
+	}
+}

@@ -109,6 +109,10 @@ type Config struct {
 	// DisableHealthChecks turns the background checks off (tests that drive
 	// checks by hand with CheckNow).
 	DisableHealthChecks bool
+	// NoDegradation says the dispatcher spares no host that is out
+	// (graceful_degradation.enabled = false): HostStatus.Degradation then
+	// never lists logs_deferred or polls_stretched.
+	NoDegradation bool
 	// Limiter bounds each host's in-flight Docker calls, adaptively.
 	Limiter LimiterConfig
 	// BreakersDisabled keeps every host breaker in the metrics-only state
@@ -199,7 +203,8 @@ func New(cfg Config) (*Fleet, error) {
 			f.closeClients()
 			return nil, fmt.Errorf("fleet: hosts[%d]: %w", i, err)
 		}
-		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health, limiter: lim}
+		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health, limiter: lim,
+			noDegradation: cfg.NoDegradation}
 		if cfg.BreakersDisabled {
 			h.br.MetricsOnly()
 		}

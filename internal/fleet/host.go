@@ -40,6 +40,7 @@ type Host struct {
 	operator      *Operator       // the last operator action (Act, Restore), nil if none
 	health        HealthConfig
 	limiter       *limiter
+	noDegradation bool // Config.NoDegradation
 }
 
 // Name returns the host's name.
@@ -237,7 +238,9 @@ func (h *Host) Status() HostStatus {
 	}
 	switch snap.State {
 	case breaker.StateOpen, breaker.StateHalfOpen:
-		st.Degradation = append(st.Degradation, ModeLogsDeferred, ModePollsStretched)
+		if !h.noDegradation {
+			st.Degradation = append(st.Degradation, ModeLogsDeferred, ModePollsStretched)
+		}
 	}
 	if st.Calls.Limit > 0 && st.Calls.InFlight >= st.Calls.Limit && st.Calls.Waiting > 0 {
 		st.Degradation = append(st.Degradation, ModeMonitoringShed)

@@ -47,7 +47,8 @@ func engineTimeouts(t config.DockerTimeouts) engine.Timeouts {
 // fleetConfig translates hosts, breaker and health-check settings.
 func fleetConfig(c *config.Config) fleet.Config {
 	fc := fleet.Config{
-		Breaker: breakerSettings(c.CircuitBreaker),
+		Breaker:       breakerSettings(c.CircuitBreaker),
+		NoDegradation: !c.GracefulDegradation.Enabled,
 		Health: fleet.HealthConfig{
 			Interval:           c.HealthCheck.Interval,
 			Timeout:            c.HealthCheck.Timeout,
@@ -94,8 +95,8 @@ func dispatchConfig(c *config.Config) dispatch.Config {
 		LostPolicy:   dispatch.LostPolicy(c.LostHost.Policy),
 		// Without graceful degradation a job no host can take fails at
 		// once, as the systems fusebox replaces did.
-		FailWhenNoHost: !c.GracefulDegradation.Enabled,
-		SpecLimits:     specLimits(c.SpecLimits),
+		NoDegradation: !c.GracefulDegradation.Enabled,
+		SpecLimits:    specLimits(c.SpecLimits),
 	}
 }
 

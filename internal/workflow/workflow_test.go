@@ -245,7 +245,7 @@ func ghost(t *testing.T) fleet.HostConfig {
 // one probe run goes through and its success closes it. A workflow whose
 // runs fail only because no host can take them does not trip.
 func TestBreakerCountsOwnFailuresNotTheFleets(t *testing.T) {
-	r := newRig(t, enginetest.Shared(t, 1), rigOptions{dispatch: dispatch.Config{FailWhenNoHost: true}, extra: []fleet.HostConfig{ghost(t)}})
+	r := newRig(t, enginetest.Shared(t, 1), rigOptions{dispatch: dispatch.Config{NoDegradation: true}, extra: []fleet.HostConfig{ghost(t)}})
 	if err := r.fleet.Isolate("ghost"); err != nil {
 		t.Fatal(err)
 	}
