@@ -186,6 +186,17 @@ func (s *server) getJob(ctx context.Context, in JobIDIn) (GetJobOut, error) {
 	return out, nil
 }
 
+// listLimit is the limit of a list tool: 1..200, 0 meaning 20.
+func listLimit(n int) (int, error) {
+	switch {
+	case n < 0 || n > 200:
+		return 0, badArg("limit", "must be 1..200 (got %d)", n)
+	case n == 0:
+		return 20, nil
+	}
+	return n, nil
+}
+
 func (s *server) listJobs(ctx context.Context, in ListJobsIn) (ListJobsOut, error) {
 	p := store.JobListParams{Host: in.Host, Limit: in.Limit}
 	if in.State != "" {
@@ -195,11 +206,9 @@ func (s *server) listJobs(ctx context.Context, in ListJobsIn) (ListJobsOut, erro
 		}
 		p.States = []job.State{st}
 	}
-	switch {
-	case in.Limit < 0 || in.Limit > 200:
-		return ListJobsOut{}, badArg("limit", "must be 1..200 (got %d)", in.Limit)
-	case in.Limit == 0:
-		p.Limit = 20
+	var err error
+	if p.Limit, err = listLimit(in.Limit); err != nil {
+		return ListJobsOut{}, err
 	}
 	jobs, err := s.b.List(ctx, p)
 	if err != nil {

@@ -183,18 +183,14 @@ func (s *server) listRuns(ctx context.Context, in ListRunsIn) (RunsOut, error) {
 	f := api.WorkflowRunFilter{TaskID: in.TaskID, Workflow: in.Workflow, Limit: in.Limit}
 	if in.State != "" {
 		st := wfrun.RunState(in.State)
-		switch st {
-		case wfrun.RunPending, wfrun.RunRunning, wfrun.RunSucceeded, wfrun.RunFailed, wfrun.RunCancelled:
-		default:
+		if !st.Valid() {
 			return RunsOut{}, badArg("state", "must be one of pending, running, succeeded, failed, cancelled (got %q)", in.State)
 		}
 		f.States = []wfrun.RunState{st}
 	}
-	switch {
-	case in.Limit < 0 || in.Limit > 200:
-		return RunsOut{}, badArg("limit", "must be 1..200 (got %d)", in.Limit)
-	case in.Limit == 0:
-		f.Limit = 20
+	var err error
+	if f.Limit, err = listLimit(in.Limit); err != nil {
+		return RunsOut{}, err
 	}
 	runs, err := s.b.WorkflowRuns(ctx, f)
 	if err != nil {
