@@ -16,6 +16,8 @@ func FuzzValidate(f *testing.F) {
 	f.Add([]byte(`{"image":"sha256:abababababababababababababababababababababababababababababababab","pull_policy":"always"}`), "", "", "", "")
 	f.Add([]byte(`{"image":"a","env":{"A=B":"\u0000"},"labels":{"":"x"},"cpus":1e300,"memory_bytes":-1,"timeout":-5}`), "", "", "", "")
 	f.Add([]byte(`{"image":"a","timeout":"720h","retry_backoff":"24h","max_attempts":100}`), "x", "\xff", "K", "/a/../b")
+	f.Add([]byte(`{"image":"a","name":"build-1","entrypoint":["/bin/sh","-c"],"user":"1000:1000","network":"none","platform":"linux/amd64"}`), "", "", "", "")
+	f.Add([]byte(`{"image":"a","name":"-x","entrypoint":[""],"user":"a b","network":"container:x","platform":"linux//","timeout":60}`), "", "", "", "")
 	f.Add([]byte(`not json`), "busybox", "a\x00b", "", "/tmp")
 	f.Fuzz(func(t *testing.T, data []byte, image, arg, envKey, workdir string) {
 		var s Spec

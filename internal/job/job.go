@@ -72,8 +72,19 @@ const (
 // Spec is what a user asks to run. The zero value of an optional field means
 // the server's default.
 type Spec struct {
-	Image       string            `json:"image"`
+	// Name is the job's name, usable wherever its id is (as a docker
+	// container's name): at most one job that has not ended holds a name;
+	// a finished job's name may be taken again, and the name then means
+	// the newest job that holds it.
+	Name  string `json:"name,omitempty"`
+	Image string `json:"image"`
+	// Entrypoint replaces the image's entrypoint (docker run
+	// --entrypoint); empty: the image's.
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
 	Command     []string          `json:"command,omitempty"`
+	User        string            `json:"user,omitempty"`     // user[:group] (names or ids) the command runs as; empty: the image's
+	Network     string            `json:"network,omitempty"`  // network mode, within what the host allows; empty: the host's
+	Platform    string            `json:"platform,omitempty"` // os[/arch[/variant]] of the image to run, e.g. linux/amd64; empty: the engine's
 	Env         map[string]string `json:"env,omitempty"`
 	Workdir     string            `json:"workdir,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`      // put on the container (keys starting "fusebox." are reserved)
@@ -115,22 +126,28 @@ type Output struct {
 type Cause string
 
 const (
-	CauseNone      Cause = ""          // it succeeded, or has not ended
-	CauseExit      Cause = "exit"      // the container exited non-zero: the job's own
-	CauseTimeout   Cause = "timeout"   // it ran past its timeout: its own
-	CauseOutput    Cause = "output"    // it exited 0 without a declared output: its own
-	CauseRefused   Cause = "refused"   // the engine refused to run it (no such image, bad spec): its own
-	CauseCancelled Cause = "cancelled" // a user cancelled it
-	CauseHost      Cause = "host"      // host faults used up its attempts, or its host was lost: the fleet's
-	CauseNoHost    Cause = "no_host"   // no host could take it: the fleet's
-	CauseArtifact  Cause = "artifact"  // an input could not be unpacked or an output kept (the store, not the job)
+	CauseNone    Cause = ""        // it succeeded, or has not ended
+	CauseExit    Cause = "exit"    // the container exited non-zero: the job's own
+	CauseTimeout Cause = "timeout" // it ran past its timeout: its own
+	CauseOutput  Cause = "output"  // it exited 0 without a declared output: its own
+	CauseRefused Cause = "refused" // the engine refused to run it (no such image, bad spec): its own
+	// The engine refused to start it because its command (entrypoint or
+	// first word) does not exist in the image: its own (docker's 127).
+	CauseCommandNotFound Cause = "command_not_found"
+	// The engine refused to start it because its command exists but cannot
+	// be executed (no permission, a directory): its own (docker's 126).
+	CauseNotExecutable Cause = "not_executable"
+	CauseCancelled     Cause = "cancelled" // a user cancelled it
+	CauseHost          Cause = "host"      // host faults used up its attempts, or its host was lost: the fleet's
+	CauseNoHost        Cause = "no_host"   // no host could take it: the fleet's
+	CauseArtifact      Cause = "artifact"  // an input could not be unpacked or an output kept (the store, not the job)
 )
 
 // Own reports whether c is the job's own failure (its command, its spec),
 // not the fleet's or a user's.
 func (c Cause) Own() bool {
 	switch c {
-	case CauseExit, CauseTimeout, CauseOutput, CauseRefused:
+	case CauseExit, CauseTimeout, CauseOutput, CauseRefused, CauseCommandNotFound, CauseNotExecutable:
 		return true
 	}
 	return false
@@ -218,10 +235,14 @@ var (
 	ErrConflict  = errors.New("job changed concurrently") // a compare-and-set transition lost
 	ErrTerminal  = errors.New("job is already finished")
 	ErrDuplicate = errors.New("idempotency key already used with a different spec")
+	ErrNameInUse = errors.New("job name is in use by a job that has not ended")
+	ErrAmbiguous = errors.New("job id prefix matches more than one job")
 )
 
-// Duration is a time.Duration that reads and writes JSON as "1m30s" (or a
-// number of nanoseconds when read).
+// Duration is a time.Duration that reads and writes JSON as a string with
+// units, "1m30s". A bare number is refused: it has no unit, and reading
+// it as nanoseconds turns a "timeout": 60 meant as a minute into 60ns (0,
+// the same in every unit, is read).
 type Duration time.Duration
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
@@ -229,12 +250,15 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		var n int64
-		if err2 := json.Unmarshal(b, &n); err2 != nil {
-			return fmt.Errorf("duration must be a string like \"90s\" or a number of nanoseconds")
+		var n float64
+		if json.Unmarshal(b, &n) == nil {
+			if n == 0 {
+				*d = 0 // zero in every unit
+				return nil
+			}
+			return fmt.Errorf("duration must be a string with a unit, like \"90s\" or \"1m30s\" (got the bare number %s: a number has no unit)", b)
 		}
-		*d = Duration(n)
-		return nil
+		return fmt.Errorf("duration must be a string with a unit, like \"90s\" or \"1m30s\"")
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {

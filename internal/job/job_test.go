@@ -34,8 +34,13 @@ func TestDurationJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`"1m30s"`), &d); err != nil || d.Std() != 90*time.Second {
 		t.Fatalf("%v %v", d, err)
 	}
-	if err := json.Unmarshal([]byte(`5000000000`), &d); err != nil || d.Std() != 5*time.Second {
-		t.Fatalf("%v %v", d, err)
+	// A bare number has no unit: refused, not read as nanoseconds; 0 is 0
+	// in every unit.
+	if err := json.Unmarshal([]byte(`60`), &d); err == nil || !strings.Contains(err.Error(), "bare number 60") {
+		t.Fatalf("bare number: %v %v", d, err)
+	}
+	if err := json.Unmarshal([]byte(`0`), &d); err != nil || d != 0 {
+		t.Fatalf("0: %v %v", d, err)
 	}
 	if err := json.Unmarshal([]byte(`"soon"`), &d); err == nil || !strings.Contains(err.Error(), `"90s"`) {
 		t.Fatalf("bad duration: %v", err)

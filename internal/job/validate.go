@@ -110,7 +110,11 @@ func (s *Spec) Validate() error { return s.ValidateWith(Limits{}) }
 // in one top-level field (env, command, ...) the rest are counted, not
 // listed.
 //
-// Checked: the image is a valid reference (distribution/reference, as the
+// Checked: the name, when set, is a docker container name
+// ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters); the entrypoint's
+// entries as the command's; user is user[:group] without spaces; network
+// is a network mode ("none", "bridge", "host" or a network's name, not
+// "container:..."); platform is os[/arch[/variant]]; the image is a valid reference (distribution/reference, as the
 // engine parses it) or an image ID "sha256:<64 hex>", which cannot be
 // pulled; no string holds a NUL byte or invalid UTF-8; env names are
 // non-empty and hold no "="; the workdir is absolute and clean; label and
@@ -122,7 +126,9 @@ func (s *Spec) ValidateWith(l Limits) error {
 	l = l.WithDefaults()
 	v := &validator{}
 	s.validateImage(v)
+	s.validateName(v)
 	s.validateCommand(v, l)
+	s.validateRunAs(v, l)
 	s.validateEnv(v, l)
 	s.validateWorkdir(v)
 	s.validateArtifacts(v)
@@ -236,6 +242,81 @@ func (s *Spec) validateImage(v *validator) {
 	if _, err := reference.ParseNormalizedNamed(s.Image); err != nil {
 		v.add("image", strconv.Quote(s.Image), "is not a valid image reference ([registry/]name[:tag][@digest], lower case): "+err.Error())
 	}
+}
+
+// MaxNameLen bounds Spec.Name.
+const MaxNameLen = 128
+
+// validName reports whether name is a docker container name:
+// [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+func validName(name string) bool {
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
+
+func (s *Spec) validateName(v *validator) {
+	switch n := s.Name; {
+	case n == "":
+	case len(n) > MaxNameLen:
+		v.add("name", len(n), fmt.Sprintf("is longer than %d characters", MaxNameLen))
+	case !validName(n):
+		v.add("name", quoteShort(n), "must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (as a docker container name)")
+	}
+}
+
+// validateRunAs checks entrypoint, user, network and platform.
+func (s *Spec) validateRunAs(v *validator, l Limits) {
+	if len(s.Entrypoint) > l.MaxCommandArgs {
+		v.add("entrypoint", len(s.Entrypoint), fmt.Sprintf("has more than %d arguments", l.MaxCommandArgs))
+	} else {
+		if len(s.Entrypoint) > 0 && s.Entrypoint[0] == "" {
+			v.add("entrypoint[0]", nil, "must not be empty: it is the program to run")
+		}
+		for i, a := range s.Entrypoint {
+			f := fmt.Sprintf("entrypoint[%d]", i)
+			if len(a) > l.MaxArgBytes {
+				v.add(f, len(a), fmt.Sprintf("is longer than %d bytes", l.MaxArgBytes))
+				continue
+			}
+			v.text(f, a)
+		}
+	}
+	word := func(field, val, form string, ok func(string) bool) {
+		switch {
+		case val == "":
+		case len(val) > 256:
+			v.add(field, len(val), "is longer than 256 characters")
+		case !v.text(field, val):
+		case !ok(val):
+			v.add(field, quoteShort(val), "must be "+form)
+		}
+	}
+	word("user", s.User, "user[:group], names or numeric ids, without spaces (e.g. 1000:1000 or nobody)", func(u string) bool {
+		user, group, _ := strings.Cut(u, ":")
+		return user != "" && !strings.ContainsAny(u, " \t\n/") && (group != "" || !strings.HasSuffix(u, ":"))
+	})
+	word("network", s.Network, `a network mode: "none", "bridge", "host" or a network's name ("container:..." is not allowed)`, func(n string) bool {
+		return !strings.HasPrefix(n, "container:") && validName(n)
+	})
+	word("platform", s.Platform, "os[/arch[/variant]], e.g. linux/amd64 or linux/arm64/v8", func(p string) bool {
+		parts := strings.Split(p, "/")
+		if len(parts) > 3 {
+			return false
+		}
+		for _, part := range parts {
+			if part == "" || !validName(part) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (s *Spec) validateCommand(v *validator, l Limits) {
@@ -420,8 +501,12 @@ func (s *Spec) validateResources(v *validator) {
 // stringBytes is the length of every string in s: a lower bound of its
 // JSON encoding.
 func (s *Spec) stringBytes() int {
-	n := len(s.Image) + len(s.Workdir) + len(s.PullPolicy) + len(s.IdempotencyKey)
+	n := len(s.Image) + len(s.Workdir) + len(s.PullPolicy) + len(s.IdempotencyKey) +
+		len(s.Name) + len(s.User) + len(s.Network) + len(s.Platform)
 	for _, a := range s.Command {
+		n += len(a)
+	}
+	for _, a := range s.Entrypoint {
 		n += len(a)
 	}
 	for _, m := range []map[string]string{s.Env, s.Labels, s.Constraints} {
