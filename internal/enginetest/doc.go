@@ -14,7 +14,8 @@
 //   - Faults. On a private engine: Kill (SIGKILL dockerd: host lost),
 //     Hang/Resume (SIGSTOP/SIGCONT dockerd: API hung), Restart. Through an
 //     in-process toxiproxy in front of every tcp listener (ProxyHost):
-//     AddLatency, ResetPeer, Blackhole, LimitBandwidth, ClearFaults.
+//     AddLatency, ResetPeer (or ResetSomePeers, a share of connections),
+//     Blackhole, LimitBandwidth, ClearFaults.
 //     Through an HTTP-aware answer proxy in front of every private
 //     engine's unix socket (AnswerProxyHost, AnswerProxyTCPHost), faults
 //     in which the daemon acts and its answer is lost, per Route (method,

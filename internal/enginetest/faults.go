@@ -40,13 +40,19 @@ func startProxy(srv *toxiproxy.ApiServer, name, upstream string) (*toxiproxy.Pro
 }
 
 func (e *Engine) toxic(op, name, typ, stream string, attrs map[string]any) error {
+	return e.toxicSome(op, name, typ, stream, 1, attrs)
+}
+
+// toxicSome adds a toxic that applies to the share toxicity (0..1] of
+// connections, drawn per connection.
+func (e *Engine) toxicSome(op, name, typ, stream string, toxicity float64, attrs map[string]any) error {
 	if e.shared {
 		return fmt.Errorf("enginetest: %s %s: %w", op, e, ErrShared)
 	}
 	if e.proxy == nil {
 		return fmt.Errorf("enginetest: %s %s: the engine has no tcp listener to proxy: %w", op, e, ErrNotSupported)
 	}
-	b, err := json.Marshal(map[string]any{"name": name, "type": typ, "stream": stream, "toxicity": 1.0, "attributes": attrs})
+	b, err := json.Marshal(map[string]any{"name": name, "type": typ, "stream": stream, "toxicity": toxicity, "attributes": attrs})
 	if err != nil {
 		return err
 	}
@@ -71,6 +77,17 @@ func (e *Engine) AddLatency(d time.Duration) error {
 // sends anything: requests fail with "connection reset by peer".
 func (e *Engine) ResetPeer() error {
 	return e.toxic("reset peers of", "reset", "reset_peer", "upstream", map[string]any{"timeout": 0})
+}
+
+// ResetSomePeers is ResetPeer for the share (0 < share <= 1) of
+// connections, each drawn once (when it opens, or when the fault is added
+// for one already open): those are reset as soon as the client sends
+// anything, the others pass. It and ResetPeer replace each other.
+func (e *Engine) ResetSomePeers(share float64) error {
+	if share <= 0 || share > 1 {
+		return fmt.Errorf("enginetest: reset peers of %s: share = %v, want 0 < share <= 1", e, share)
+	}
+	return e.toxicSome("reset peers of", "reset", "reset_peer", "upstream", share, map[string]any{"timeout": 0})
 }
 
 // Blackhole makes the proxy accept connections and swallow what clients

@@ -215,6 +215,30 @@ func TestProxyFaults(t *testing.T) {
 		clear(t, e, base)
 	})
 
+	t.Run("ResetSomePeers", func(t *testing.T) {
+		if err := e.ResetSomePeers(0.3); err != nil {
+			t.Fatal(err)
+		}
+		failed := 0
+		const n = 40
+		for range n {
+			if _, err := pingVia(e.ProxyHost(), 5*time.Second); err != nil {
+				failed++
+			}
+		}
+		// All 40 passing (0.7^40) or failing (0.3^40) is all but impossible.
+		if failed == 0 || failed == n {
+			t.Errorf("%d of %d fresh connections reset with a share of 0.3", failed, n)
+		}
+		t.Logf("%d of %d fresh connections reset with a share of 0.3", failed, n)
+		for _, bad := range []float64{0, -0.1, 1.5} {
+			if err := e.ResetSomePeers(bad); err == nil {
+				t.Errorf("ResetSomePeers(%v) succeeded", bad)
+			}
+		}
+		clear(t, e, base)
+	})
+
 	t.Run("LimitBandwidth", func(t *testing.T) {
 		_, size, err := getVia(e.ProxyAddr, "/v1.41/info", 5*time.Second)
 		if err != nil {
