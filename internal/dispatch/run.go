@@ -220,8 +220,9 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 	labels[job.LabelJobID] = j.ID
 	labels[job.LabelAttempt] = strconv.Itoa(j.Attempt)
 	cid, err = c.Create(ctx, engine.ContainerSpec{
-		Name: name, Image: j.Spec.Image, Cmd: j.Spec.Command, Env: env, WorkingDir: j.Spec.Workdir,
-		Labels: labels, CPUs: j.Spec.CPUs, MemoryBytes: j.Spec.MemoryBytes,
+		Name: name, Image: j.Spec.Image, Entrypoint: j.Spec.Entrypoint, Cmd: j.Spec.Command, Env: env,
+		WorkingDir: j.Spec.Workdir, User: j.Spec.User, Labels: labels, CPUs: j.Spec.CPUs, MemoryBytes: j.Spec.MemoryBytes,
+		Network: j.Spec.Network, Platform: j.Spec.Platform,
 	})
 	if errors.Is(err, engine.ErrNameConflict) {
 		// Made by an earlier try of this very attempt (before a crash or a
@@ -344,7 +345,7 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 			p.Reason = fmt.Sprintf("launch failed on %s: %v; another host will be tried in %s", h.Name(), err, wait.Round(time.Millisecond))
 		}
 	default:
-		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseRefused
+		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, refusedCause(err)
 		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
 	}
 	nj, terr := d.commit(ctx, p)
@@ -356,6 +357,18 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 	}
 	d.log.Info("launch failed", "job", j.ID, "host", h.Name(), "to", nj.State, "err", err)
 	d.afterRequeue(ctx, nj)
+}
+
+// refusedCause is the typed cause of a launch the engine refused: its
+// command missing or not executable in the image, or another refusal.
+func refusedCause(err error) job.Cause {
+	switch engine.ExecProblemOf(err) {
+	case engine.ExecNotFound:
+		return job.CauseCommandNotFound
+	case engine.ExecNotExecutable:
+		return job.CauseNotExecutable
+	}
+	return job.CauseRefused
 }
 
 // afterRequeue finishes a job that was just moved: a terminal one is

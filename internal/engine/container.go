@@ -3,24 +3,65 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ContainerSpec is what Create needs to make one container.
 type ContainerSpec struct {
 	Name        string // deterministic, so a retried create conflicts instead of duplicating
 	Image       string
+	Entrypoint  []string // nil: the image's
 	Cmd         []string
 	Env         []string // KEY=value
 	WorkingDir  string
+	User        string // user[:group]; "": the image's
 	Labels      map[string]string
 	CPUs        float64 // 0: no limit
 	MemoryBytes int64   // 0: no limit
+	// Network is the container's network mode; "": the host's
+	// (Config.NetworkMode). A host with a network mode of its own allows
+	// only that one and "none" (see Create).
+	Network  string
+	Platform string // os[/arch[/variant]]; "": the engine's
+}
+
+// networkMode returns the network mode of a container asking for want on
+// a host whose configured mode is host ("": the engine's default). A host
+// with a mode of its own caps what its jobs get: that mode, or "none"
+// (less never hurts); any other is the job's fault.
+func networkMode(hostName, host, want string) (string, error) {
+	switch {
+	case want == "" || want == host:
+		return host, nil
+	case host == "" || want == "none":
+		return want, nil
+	}
+	return "", &Error{Host: hostName, Op: "container create", Class: ClassJob,
+		Err: fmt.Errorf("network %q is not allowed on this host: its network_mode is %q, so a job may ask for %q or \"none\" only", want, host, host)}
+}
+
+// parsePlatform reads os[/arch[/variant]].
+func parsePlatform(s string) *ocispec.Platform {
+	if s == "" {
+		return nil
+	}
+	parts := strings.SplitN(s, "/", 3)
+	p := &ocispec.Platform{OS: parts[0]}
+	if len(parts) > 1 {
+		p.Architecture = parts[1]
+	}
+	if len(parts) > 2 {
+		p.Variant = parts[2]
+	}
+	return p
 }
 
 // Container is what fusebox needs to know of a container's state.
@@ -45,16 +86,22 @@ func (c *Container) Exited() bool { return c.Status == "exited" || c.Status == "
 // that errors.Is ErrNameConflict (class ignored): the caller decides whether
 // the existing container is its own to adopt.
 func (c *Client) Create(ctx context.Context, s ContainerSpec) (id string, err error) {
+	network, err := networkMode(c.name, c.network, s.Network)
+	if err != nil {
+		return "", err
+	}
 	cfg := &container.Config{
 		Image:      s.Image,
+		Entrypoint: s.Entrypoint,
 		Cmd:        s.Cmd,
 		Env:        s.Env,
 		WorkingDir: s.WorkingDir,
+		User:       s.User,
 		Labels:     s.Labels,
 	}
 	hc := &container.HostConfig{}
-	if c.network != "" {
-		hc.NetworkMode = container.NetworkMode(c.network)
+	if network != "" {
+		hc.NetworkMode = container.NetworkMode(network)
 	}
 	if s.CPUs > 0 {
 		hc.Resources.NanoCPUs = int64(math.Round(s.CPUs * 1e9))
@@ -63,11 +110,41 @@ func (c *Client) Create(ctx context.Context, s ContainerSpec) (id string, err er
 		hc.Resources.Memory = s.MemoryBytes
 	}
 	err = c.call(ctx, "container create", c.timeouts.Create, func(ctx context.Context) error {
-		res, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: s.Name})
+		res, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: s.Name, Platform: parsePlatform(s.Platform)})
 		id = res.ID
 		return err
 	})
 	return id, err
+}
+
+// ExecProblem says why an engine refused to start a container's command.
+type ExecProblem int
+
+const (
+	ExecOK            ExecProblem = iota // not an exec problem (or no error)
+	ExecNotFound                         // the command does not exist in the image (docker run exits 127)
+	ExecNotExecutable                    // it exists but cannot be executed: no permission, a directory (126)
+)
+
+// ExecProblemOf reads a refused create or start: whether the engine
+// refused it because the container's command is missing or not
+// executable. The engine says so only in its message, from the OCI
+// runtime (there is no typed error for it); this is the one place that
+// reads it, with the phrases the docker CLI itself maps to 127 and 126.
+// Only an answered refusal (a 4xx) is read, never a host fault.
+func ExecProblemOf(err error) ExecProblem {
+	var e *Error
+	if err == nil || !errors.As(err, &e) || !e.Answered || e.Class != ClassJob {
+		return ExecOK
+	}
+	msg := e.Err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return ExecNotFound
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "is a directory"):
+		return ExecNotExecutable
+	}
+	return ExecOK
 }
 
 // Start starts a created container. Starting one that already runs is not
