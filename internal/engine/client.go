@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -93,6 +94,10 @@ type Config struct {
 	// wait, or refuse it with an error. release gets the call's duration
 	// and class. The fleet uses it to bound the calls in flight per host.
 	Gate func(ctx context.Context, op string) (release func(d time.Duration, class Class), err error)
+	// Dial, if set, replaces the connection to Address (which must still
+	// be well formed): the in-process simulated engines of internal/sim
+	// (the scale benchmarks) are reached through it. TLS is not applied.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Client talks to one Docker host. It is safe for concurrent use.
@@ -145,6 +150,9 @@ func newAPIClient(cfg Config, timeout time.Duration) (*client.Client, error) {
 		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}}))
 	}
 	opts = append(opts, client.WithHost(cfg.Address))
+	if cfg.Dial != nil {
+		opts = append(opts, client.WithDialContext(cfg.Dial))
+	}
 	if timeout > 0 {
 		opts = append(opts, client.WithTimeout(timeout))
 	}
