@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,12 @@ type ImageOptions struct {
 	Busybox  string // a statically linked busybox; default DefaultBusybox
 	Testjob  string // a prebuilt static fusebox-testjob; default: build cmd/fusebox-testjob
 	CacheDir string // where a built fusebox-testjob is kept; default os.UserCacheDir()/fusebox-testjob
+	// Variant, if set, makes a distinct image (its own ID and layer): it is
+	// written to /variant in the layer and seeds the padding.
+	Variant string
+	// PadBytes adds /pad, this many incompressible bytes (a pseudo-random
+	// stream seeded by Variant), to make an image of a given size.
+	PadBytes int
 }
 
 // Image is a docker-save-format image tarball built in memory.
@@ -90,7 +97,7 @@ func BuildImage(ctx context.Context, opts ImageOptions) (*Image, error) {
 		return nil, fmt.Errorf("enginetest: build image: %w", err)
 	}
 
-	layer, err := buildLayer(busybox, job)
+	layer, err := buildLayer(busybox, job, opts.Variant, opts.PadBytes)
 	if err != nil {
 		return nil, fmt.Errorf("enginetest: build image: %w", err)
 	}
@@ -142,8 +149,18 @@ func BuildImage(ctx context.Context, opts ImageOptions) (*Image, error) {
 }
 
 // buildLayer makes the image's one layer, entries sorted by name.
-func buildLayer(busybox, job []byte) ([]byte, error) {
+func buildLayer(busybox, job []byte, variant string, pad int) ([]byte, error) {
 	var w tarWriter
+	if variant != "" {
+		w.file("variant", []byte(variant+"\n"), 0o644)
+	}
+	if pad > 0 {
+		seed := sha256.Sum256([]byte(variant))
+		rng := rand.NewChaCha8(seed)
+		b := make([]byte, pad)
+		_, _ = rng.Read(b)
+		w.file("pad", b, 0o644)
+	}
 	for _, d := range []string{"bin/", "dev/", "etc/", "proc/", "sys/", "usr/", "usr/local/", "usr/local/bin/"} {
 		w.dir(d, 0o755)
 	}
