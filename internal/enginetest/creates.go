@@ -17,8 +17,9 @@ import (
 // test believes it did. Tests use it to prove a container was created
 // exactly once.
 type Creates struct {
-	mu sync.Mutex
-	n  map[string]int // key -> creations
+	mu   sync.Mutex
+	n    map[string]int      // key -> creations
+	seen map[string]struct{} // container IDs counted (a re-opened stream may repeat events)
 }
 
 // Count returns how many containers whose labels gave key were created.
@@ -32,11 +33,13 @@ func (c *Creates) Count(key string) int {
 // container that carries all of the labels in filter, under the key that
 // keyOf returns for its labels. It returns once every engine's event stream
 // is live (it has seen a marker container's creation), so nothing created
-// after it returns is missed.
+// after it returns is missed. An engine restarted during the test is
+// followed again when it is back (its stream re-opened with since = the
+// last event seen; each container is counted once).
 func WatchCreates(tb testing.TB, f *Fleet, filter map[string]string, keyOf func(labels map[string]string) string) *Creates {
 	tb.Helper()
 	img := TestImage(tb)
-	c := &Creates{n: map[string]int{}}
+	c := &Creates{n: map[string]int{}, seen: map[string]struct{}{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	const markerLabel = "fusebox.enginetest.marker"
@@ -53,21 +56,41 @@ func WatchCreates(tb testing.TB, f *Fleet, filter map[string]string, keyOf func(
 		marker := "marker-" + e.Name
 		events := cli.Events(ctx, client.EventsListOptions{Filters: filters})
 		go func() {
+			var since time.Time
 			for {
+			read:
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-events.Err:
+						break read
+					case m := <-events.Messages:
+						if at := time.Unix(0, m.TimeNano); at.After(since) {
+							since = at
+						}
+						key := keyOf(m.Actor.Attributes)
+						if m.Actor.Attributes[markerLabel] == "true" {
+							key = marker
+						}
+						c.mu.Lock()
+						if _, dup := c.seen[m.Actor.ID]; !dup {
+							c.seen[m.Actor.ID] = struct{}{}
+							c.n[key]++
+						}
+						c.mu.Unlock()
+					}
+				}
 				select {
 				case <-ctx.Done():
 					return
-				case <-events.Err:
-					return
-				case m := <-events.Messages:
-					key := keyOf(m.Actor.Attributes)
-					if m.Actor.Attributes[markerLabel] == "true" {
-						key = marker
-					}
-					c.mu.Lock()
-					c.n[key]++
-					c.mu.Unlock()
+				case <-time.After(200 * time.Millisecond): // the engine may be restarting
 				}
+				opts := client.EventsListOptions{Filters: filters}
+				if !since.IsZero() {
+					opts.Since = strconv.FormatInt(since.Unix(), 10) // whole seconds: repeats are dropped above
+				}
+				events = cli.Events(ctx, opts)
 			}
 		}()
 		labels := map[string]string{markerLabel: "true"}
