@@ -20,7 +20,7 @@ deps-test:
 	@./scripts/deps.sh --test
 
 # Three private engines: one job run directly on each with `fusebox run
-# --host`, then the failover story: a stream of jobs, one host hung and
+# -H` (--docker-host), then the failover story: a stream of jobs, one host hung and
 # brought back, and a summary; then the diamond workflow, run twice (the
 # second all cached).
 demo: deps

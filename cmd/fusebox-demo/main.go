@@ -34,7 +34,7 @@ import (
 )
 
 func main() {
-	cli := flag.String("fusebox", "", "path of the fusebox binary: first run one job on each engine with 'fusebox run --host'")
+	cli := flag.String("fusebox", "", "path of the fusebox binary: first run one job on each engine with 'fusebox run -H'")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -158,12 +158,12 @@ func run(ctx context.Context, out io.Writer, cli string) error {
 	return d.workflows(ctx)
 }
 
-// direct runs one job on each engine with `fusebox run --host`, straight
+// direct runs one job on each engine with `fusebox run -H` (--docker-host), straight
 // through the engine layer, no server: the container's output streams
 // back and its exit code is fusebox's.
 func (d *demo) direct(ctx context.Context, cli string, engines *enginetest.Fleet) error {
 	for i, e := range engines.Engines {
-		args := []string{"run", "--host", e.UnixHost(), "--network", "none", enginetest.DefaultImageRef,
+		args := []string{"run", "-H", e.UnixHost(), "--network", "none", enginetest.DefaultImageRef,
 			enginetest.TestjobPath, "print", "hello from a container on " + e.Name, "exit", fmt.Sprint(i)}
 		d.say("$ fusebox %s", strings.Join(args, " "))
 		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
@@ -177,7 +177,7 @@ func (d *demo) direct(ctx context.Context, cli string, engines *enginetest.Fleet
 		case errors.As(err, &ee) && ee.ExitCode() == i:
 			d.say("  exit code %d (the container's, propagated)", i)
 		default:
-			return fmt.Errorf("fusebox run --host on %s: %w", e.Name, err)
+			return fmt.Errorf("fusebox run -H on %s: %w", e.Name, err)
 		}
 	}
 	return nil

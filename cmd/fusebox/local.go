@@ -33,7 +33,7 @@ func (f *runFlags) checkLocal(cmd *cobra.Command) error {
 		return usagef("Use --docker-host unix:///var/run/docker.sock or --docker-host tcp://HOST:PORT; to choose fleet hosts, use --host-label KEY=VALUE.",
 			"--docker-host %q: not an engine address", f.dockerHost)
 	}
-	for _, name := range []string{"host-label", "priority", "max-attempts", "retry-backoff", "idempotency-key"} {
+	for _, name := range []string{"host-label", "host", "name", "priority", "max-attempts", "retry-backoff", "idempotency-key"} {
 		if cmd.Flags().Changed(name) {
 			return usagef("Drop it, or submit to a server (without --docker-host).",
 				"--%s has no meaning with --docker-host, which runs the container at once on that one engine", name)
@@ -44,13 +44,13 @@ func (f *runFlags) checkLocal(cmd *cobra.Command) error {
 
 // runLocal runs spec on the engine at addr, without a server: create,
 // start, stream the output, wait, remove. It returns the exit code: the
-// container's, 124 on --timeout, 130 when interrupted, 125 when the engine
-// failed.
-func (a *app) runLocal(ctx context.Context, addr, network string, spec job.Spec) (int, error) {
+// container's, 127 or 126 when its command is missing or not executable,
+// 124 on --timeout, 130 when interrupted, 125 when the engine failed.
+func (a *app) runLocal(ctx context.Context, addr string, spec job.Spec) (int, error) {
 	if err := spec.Validate(); err != nil {
 		return exitUsage, &usageError{err: err, hint: "Run 'fusebox run --help' for usage."}
 	}
-	eng, err := engine.New(engine.Config{Name: "local", Address: addr, NetworkMode: network})
+	eng, err := engine.New(engine.Config{Name: "local", Address: addr})
 	if err != nil {
 		return exitCantRun, err
 	}
@@ -73,12 +73,16 @@ func (a *app) runLocal(ctx context.Context, addr, network string, spec job.Spec)
 	id, err := eng.Create(ctx, engine.ContainerSpec{
 		Name:        localContainerName + hex.EncodeToString(suffix[:]),
 		Image:       spec.Image,
+		Entrypoint:  spec.Entrypoint,
 		Cmd:         spec.Command,
 		Env:         env,
 		WorkingDir:  spec.Workdir,
+		User:        spec.User,
 		Labels:      labels,
 		CPUs:        spec.CPUs,
 		MemoryBytes: spec.MemoryBytes,
+		Network:     spec.Network,
+		Platform:    spec.Platform,
 	})
 	if err != nil {
 		return exitCantRun, err
@@ -99,6 +103,12 @@ func (a *app) runLocal(ctx context.Context, addr, network string, spec job.Spec)
 	defer cancelRun()
 
 	if err := eng.Start(runCtx, id); err != nil {
+		switch engine.ExecProblemOf(err) {
+		case engine.ExecNotFound:
+			return exitNotFound, err
+		case engine.ExecNotExecutable:
+			return exitNotExecutable, err
+		}
 		return exitCantRun, err
 	}
 	// The output from the start, until the container exits.

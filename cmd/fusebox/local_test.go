@@ -26,7 +26,7 @@ func TestRunDockerHost(t *testing.T) {
 		t.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
 	}
 
-	r = cli(t, nil, "run", "--host", addr, "--network", "none", "--pull", "never", img.Ref, "true")
+	r = cli(t, nil, "run", "-H", addr, "--network", "none", "--pull", "never", img.Ref, "true")
 	wantCode(t, r, 0)
 
 	start := time.Now()

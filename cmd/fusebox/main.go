@@ -9,11 +9,13 @@
 // must hold no job or host logic of its own. serve and config check are
 // wired in serve.go and config.go.
 //
-// Exit codes: 0 success; 1 an error; 2 a usage error. run --wait (and run
-// --docker-host) exit with the job's own code: its container's exit code,
-// 124 when it timed out, 130 when it was cancelled or interrupted, 1 when it
-// failed without an exit code or was lost, and 125 when fusebox could not
-// run it at all (refused, server unreachable, engine error).
+// Exit codes, as docker's: 0 success; 1 an error; 125 a usage error (a bad
+// flag or argument). run (and run --docker-host) exit with the job's own
+// code: its container's exit code, 126 when its command cannot be
+// executed, 127 when it does not exist in the image, 124 when it timed
+// out, 130 when it was cancelled or interrupted, and 125 when fusebox or
+// the engine could not run it at all (refused, no such image, no host,
+// host faults, lost, server unreachable).
 package main
 
 import (
@@ -37,12 +39,14 @@ var version = "dev"
 
 // Exit codes.
 const (
-	exitOK        = 0
-	exitError     = 1
-	exitUsage     = 2
-	exitTimedOut  = 124 // like timeout(1)
-	exitCantRun   = 125 // like docker run: fusebox itself failed
-	exitCancelled = 130 // like a shell after SIGINT
+	exitOK            = 0
+	exitError         = 1
+	exitTimedOut      = 124 // like timeout(1)
+	exitCantRun       = 125 // like docker: fusebox or the engine could not run it
+	exitUsage         = 125 // like docker: a bad flag or argument
+	exitNotExecutable = 126 // like docker run: the command cannot be executed
+	exitNotFound      = 127 // like docker run: the command does not exist
+	exitCancelled     = 130 // like a shell after SIGINT
 )
 
 // Defaults of the global flags.

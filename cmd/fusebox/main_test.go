@@ -109,7 +109,7 @@ func wantCode(t *testing.T, r result, code int, stderrHas ...string) {
 func TestRunSubmits(t *testing.T) {
 	e, env := start(t, api.Config{})
 	env["SECRET"] = "s3"
-	r := cli(t, env, "run", "--env", "A=1", "-e", "SECRET", "--label", "team=data", "--host-label", "zone=eu",
+	r := cli(t, env, "run", "-d", "--env", "A=1", "-e", "SECRET", "--label", "team=data", "--host-label", "zone=eu",
 		"--cpus", "1.5", "--memory", "512MiB", "--timeout", "10m", "--priority", "7", "--max-attempts", "3",
 		"--retry-backoff", "2s", "--pull", "never", "--workdir", "/w", "--idempotency-key", "k1",
 		"alpine:3", "sh", "-c", "echo hi --wait")
@@ -135,7 +135,7 @@ func TestRunSubmits(t *testing.T) {
 	}
 
 	// The same key again: the same job, and a note.
-	r = cli(t, env, "run", "--idempotency-key", "k1", "--env", "A=1", "-e", "SECRET", "--label", "team=data", "--host-label", "zone=eu",
+	r = cli(t, env, "run", "-d", "--idempotency-key", "k1", "--env", "A=1", "-e", "SECRET", "--label", "team=data", "--host-label", "zone=eu",
 		"--cpus", "1.5", "--memory", "512MiB", "--timeout", "10m", "--priority", "7", "--max-attempts", "3",
 		"--retry-backoff", "2s", "--pull", "never", "--workdir", "/w", "alpine:3", "sh", "-c", "echo hi --wait")
 	wantCode(t, r, 0, "already exists")
@@ -144,7 +144,7 @@ func TestRunSubmits(t *testing.T) {
 	}
 
 	// '--' ends fusebox's flags too.
-	r = cli(t, env, "-o", "json", "run", "--", "alpine", "--version")
+	r = cli(t, env, "-o", "json", "run", "-d", "--", "alpine", "--version")
 	wantCode(t, r, 0)
 	var sr api.SubmitResponse
 	if err := json.Unmarshal([]byte(r.stdout), &sr); err != nil || sr.Job.Spec.Image != "alpine" || strings.Join(sr.Job.Spec.Command, " ") != "--version" {
@@ -159,15 +159,23 @@ func TestRunUsageErrors(t *testing.T) {
 		says string
 	}{
 		{[]string{"run"}, "needs an image"},
-		{[]string{"run", "--memory", "lots", "alpine"}, "--memory 512MiB"},
+		{[]string{"run", "--memory", "lots", "alpine"}, "--memory 64m"},
+		{[]string{"run", "-i", "alpine"}, "no stdin"},
+		{[]string{"run", "-it", "alpine", "sh"}, "no stdin"},
+		{[]string{"run", "-t", "alpine"}, "no terminal"},
+		{[]string{"run", "-v", "/data:/data", "alpine"}, "host paths mean nothing"},
+		{[]string{"run", "-p", "80:80", "alpine"}, "publishes no ports"},
+		{[]string{"run", "-d", "--wait", "alpine"}, "contradict"},
+		{[]string{"run", "--bogus", "alpine"}, "unknown flag"},
+		{[]string{"run", "--env-file", "/no/such/file", "alpine"}, "--env-file"},
 		{[]string{"run", "--cpus", "-1", "alpine"}, "--cpus"},
 		{[]string{"run", "--env", "UNSET", "alpine"}, "UNSET is not set"},
 		{[]string{"run", "--label", "novalue", "alpine"}, "--label novalue=VALUE"},
 		{[]string{"run", "--pull", "sometimes", "alpine"}, "--pull missing"},
 		{[]string{"run", "--timeout", "soon", "alpine"}, "Run 'fusebox run --help'"},
-		{[]string{"run", "--network", "none", "alpine"}, "only for --docker-host"},
 		{[]string{"run", "--docker-host", "h2", "alpine"}, "--host-label"},
-		{[]string{"run", "--host", "h2", "alpine"}, "not an engine address"},
+		{[]string{"run", "-H", "h2", "alpine"}, "not an engine address"},
+		{[]string{"run", "-H", "unix:///nope.sock", "--host", "h1", "alpine"}, "--host has no meaning"},
 		{[]string{"run", "--docker-host", "unix:///nope.sock", "--priority", "3", "alpine"}, "--priority has no meaning"},
 		{[]string{"-o", "yaml", "jobs"}, "-o json"},
 		{[]string{"jobs", "--state", "runing"}, "States: queued"},
@@ -181,18 +189,18 @@ func TestRunUsageErrors(t *testing.T) {
 	} {
 		r := cli(t, env, c.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, c.says) {
-			t.Errorf("%v: exit %d, stderr:\n%s(want exit 2 and %q)", c.args, r.code, r.stderr, c.says)
+			t.Errorf("%v: exit %d, stderr:\n%s(want exit 125 and %q)", c.args, r.code, r.stderr, c.says)
 		}
 	}
 }
 
 func TestRunRefused(t *testing.T) {
 	e, env := start(t, api.Config{})
-	r := cli(t, env, "run", "--memory", "1KiB", "alpine")
+	r := cli(t, env, "run", "-d", "--memory", "1KiB", "alpine")
 	wantCode(t, r, exitCantRun, "memory_bytes", "6 MiB")
 
 	e.Svc.MaxQueued = 1
-	cli(t, env, "run", "alpine")
+	cli(t, env, "run", "-d", "alpine")
 	r = cli(t, env, "run", "--wait", "alpine")
 	wantCode(t, r, exitCantRun, "queue is full", "retry in 5s")
 }
@@ -251,10 +259,10 @@ func TestRunWaitExitCodes(t *testing.T) {
 	}{
 		{job.StateSucceeded, ptr(0), 0},
 		{job.StateFailed, ptr(42), 42},
-		{job.StateFailed, nil, 1},
+		{job.StateFailed, nil, 125},
 		{job.StateTimedOut, ptr(137), 124},
 		{job.StateCancelled, nil, 130},
-		{job.StateLost, nil, 1},
+		{job.StateLost, nil, 125},
 	} {
 		t.Run(string(c.state), func(t *testing.T) {
 			e, env := start(t, api.Config{})
@@ -286,7 +294,7 @@ func TestRunWaitJSON(t *testing.T) {
 func TestJobs(t *testing.T) {
 	e, env := start(t, api.Config{})
 	for range 3 {
-		cli(t, env, "run", "alpine")
+		cli(t, env, "run", "-d", "alpine")
 	}
 	e.Svc.Run("j0001", "h1", "", "", job.StateSucceeded, ptr(0))
 	e.Svc.Move("j0002", job.StateLaunching, "placed", "h2")
@@ -322,7 +330,7 @@ func TestJobs(t *testing.T) {
 
 func TestJob(t *testing.T) {
 	e, env := start(t, api.Config{})
-	cli(t, env, "run", "alpine", "echo", "hi")
+	cli(t, env, "run", "-d", "alpine", "echo", "hi")
 	e.Svc.Run("j0001", "h1", "hi\n", "", job.StateFailed, ptr(2))
 
 	r := cli(t, env, "job", "j0001")
@@ -342,7 +350,7 @@ func TestJob(t *testing.T) {
 
 func TestLogs(t *testing.T) {
 	e, env := start(t, api.Config{})
-	cli(t, env, "run", "alpine")
+	cli(t, env, "run", "-d", "alpine")
 	e.Svc.Move("j0001", job.StateLaunching, "placed", "h1")
 	e.Svc.Move("j0001", job.StateRunning, "started", "h1")
 
@@ -378,8 +386,8 @@ func TestLogs(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	e, env := start(t, api.Config{})
-	cli(t, env, "run", "alpine")
-	cli(t, env, "run", "alpine")
+	cli(t, env, "run", "-d", "alpine")
+	cli(t, env, "run", "-d", "alpine")
 	e.Svc.Move("j0002", job.StateLaunching, "placed", "h1")
 
 	r := cli(t, env, "cancel", "j0001")
@@ -452,7 +460,7 @@ func TestHosts(t *testing.T) {
 func TestQueue(t *testing.T) {
 	e, env := start(t, api.Config{})
 	e.Svc.MaxQueued = 4
-	cli(t, env, "run", "alpine")
+	cli(t, env, "run", "-d", "alpine")
 	r := cli(t, env, "queue")
 	wantCode(t, r, 0)
 	if !strings.HasPrefix(r.stdout, "queued 1 of 4 (25%), running 0") {

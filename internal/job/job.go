@@ -79,7 +79,7 @@ type Spec struct {
 	Name  string `json:"name,omitempty"`
 	Image string `json:"image"`
 	// Entrypoint replaces the image's entrypoint (docker run
-	// --entrypoint); empty: the image's.
+	// --entrypoint); empty: the image's; [""]: none at all.
 	Entrypoint  []string          `json:"entrypoint,omitempty"`
 	Command     []string          `json:"command,omitempty"`
 	User        string            `json:"user,omitempty"`     // user[:group] (names or ids) the command runs as; empty: the image's
@@ -189,6 +189,11 @@ type Job struct {
 func ContainerName(jobID string, attempt int) string {
 	return fmt.Sprintf("fusebox-%s-%d", jobID, attempt)
 }
+
+// ConstraintHost is the constraint key that pins a job to one host by its
+// name (fusebox run --host NAME): every host carries it as a label whose
+// value is its name.
+const ConstraintHost = "fusebox.host"
 
 // Container labels fusebox puts on everything it creates.
 const (

@@ -276,8 +276,8 @@ func (s *Spec) validateRunAs(v *validator, l Limits) {
 	if len(s.Entrypoint) > l.MaxCommandArgs {
 		v.add("entrypoint", len(s.Entrypoint), fmt.Sprintf("has more than %d arguments", l.MaxCommandArgs))
 	} else {
-		if len(s.Entrypoint) > 0 && s.Entrypoint[0] == "" {
-			v.add("entrypoint[0]", nil, "must not be empty: it is the program to run")
+		if len(s.Entrypoint) > 1 && s.Entrypoint[0] == "" {
+			v.add("entrypoint[0]", nil, `must not be empty: it is the program to run ([""] alone clears the image's entrypoint)`)
 		}
 		for i, a := range s.Entrypoint {
 			f := fmt.Sprintf("entrypoint[%d]", i)

@@ -74,7 +74,14 @@ func fleetConfig(c *config.Config) fleet.Config {
 		if h.TLS != nil {
 			ec.TLS = &engine.TLS{CAFile: h.TLS.CA, CertFile: h.TLS.Cert, KeyFile: h.TLS.Key, InsecureSkipVerify: h.TLS.InsecureSkipVerify}
 		}
-		fc.Hosts = append(fc.Hosts, fleet.HostConfig{Name: h.Name, Engine: ec, Labels: h.Labels, Capacity: h.Capacity, Weight: h.Weight})
+		// Every host carries its name as a label, so that a job pins itself
+		// to one host with a constraint (fusebox run --host NAME).
+		labels := map[string]string{}
+		for k, v := range h.Labels {
+			labels[k] = v
+		}
+		labels[job.ConstraintHost] = h.Name
+		fc.Hosts = append(fc.Hosts, fleet.HostConfig{Name: h.Name, Engine: ec, Labels: labels, Capacity: h.Capacity, Weight: h.Weight})
 	}
 	return fc
 }
