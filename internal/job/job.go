@@ -244,6 +244,20 @@ var (
 	ErrAmbiguous = errors.New("job id prefix matches more than one job")
 )
 
+// NameInUseError is the refusal of a job whose name a job that has not
+// ended holds; errors.Is(err, ErrNameInUse).
+type NameInUseError struct {
+	Name   string
+	Holder string // the id of the job that holds it
+	State  State  // its state
+}
+
+func (e *NameInUseError) Error() string {
+	return fmt.Sprintf("name %q is in use by job %s (%s): a name is held by one job that has not ended", e.Name, e.Holder, e.State)
+}
+
+func (e *NameInUseError) Is(target error) bool { return target == ErrNameInUse }
+
 // Duration is a time.Duration that reads and writes JSON as a string with
 // units, "1m30s". A bare number is refused: it has no unit, and reading
 // it as nanoseconds turns a "timeout": 60 meant as a minute into 60ns (0,

@@ -34,6 +34,8 @@ type Store interface {
 	// ("" -> queued, reason "submitted") and its event.TypeJobTransition
 	// event, in one transaction.
 	//
+	// A Spec.Name held by a job that has not ended returns an error
+	// wrapping job.ErrNameInUse (the idempotency key is looked at first).
 	// If p.Job.Spec.IdempotencyKey is set and a job with that key exists, it
 	// returns that job with existed == true and inserts nothing; if the
 	// stored spec differs from p.Job.Spec it returns job.ErrDuplicate.
@@ -324,8 +326,14 @@ type JobInsertParams struct {
 
 // JobListParams filter Store.JobList. Zero values do not filter.
 type JobListParams struct {
-	States   []job.State
-	Host     string
+	States []job.State
+	Host   string
+	// Name: only jobs with this Spec.Name (newest first: the first is the
+	// job the name means).
+	Name string
+	// IDPrefix: only jobs whose id starts with it (resolving an
+	// abbreviated id: ask for two to learn whether it is unique).
+	IDPrefix string
 	BeforeID string // cursor: only jobs older than this one (by CreatedAt, ID)
 	Limit    int    // 0: 100
 }

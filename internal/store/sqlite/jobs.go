@@ -142,6 +142,19 @@ func insertJob(ctx context.Context, tx *sql.Tx, emit emitFunc, in *job.Job, spec
 			return nil, false, err
 		}
 	}
+	var nameArg any
+	if name := in.Spec.Name; name != "" {
+		nameArg = name
+		var holder string
+		var state job.State
+		err := tx.QueryRowContext(ctx, `SELECT id, state FROM jobs WHERE name = ? AND state IN ('queued', 'launching', 'running')`, name).Scan(&holder, &state)
+		switch {
+		case err == nil:
+			return nil, false, &job.NameInUseError{Name: name, Holder: holder, State: state}
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, false, err
+		}
+	}
 	if maxQueued > 0 {
 		// job_counts is kept by triggers in this same transaction.
 		var n int
@@ -162,10 +175,10 @@ func insertJob(ctx context.Context, tx *sql.Tx, emit emitFunc, in *job.Job, spec
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, spec, state, reason, attempt, host, container_id,
 		exit_code, not_before, created_at, updated_at, started_at, finished_at, cancel_requested,
-		idempotency_key, priority, image, constraints_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		idempotency_key, priority, image, constraints_key, name) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		in.ID, string(spec), in.Reason, in.Attempt, in.Host, in.ContainerID, exit,
 		nanos(in.NotBefore), nanos(in.CreatedAt), nanos(in.CreatedAt), nanos(in.StartedAt), nanos(in.FinishedAt),
-		in.CancelRequested, keyArg, in.Spec.Priority, in.Spec.Image, store.ConstraintsKey(in.Spec.Constraints))
+		in.CancelRequested, keyArg, in.Spec.Priority, in.Spec.Image, store.ConstraintsKey(in.Spec.Constraints), nameArg)
 	switch {
 	case isConstraint(err, codeUnique):
 		return nil, false, errKeyTaken
@@ -209,6 +222,17 @@ func (db *DB) JobList(ctx context.Context, p store.JobListParams) ([]*job.Job, e
 	if p.Host != "" {
 		where = append(where, "host = ?")
 		args = append(args, p.Host)
+	}
+	if p.Name != "" {
+		where = append(where, "name = ?")
+		args = append(args, p.Name)
+	}
+	if p.IDPrefix != "" {
+		if strings.ContainsAny(p.IDPrefix, "*?[]") {
+			return nil, nil // no id holds a glob character
+		}
+		where = append(where, "id GLOB ?")
+		args = append(args, p.IDPrefix+"*")
 	}
 	if p.BeforeID != "" {
 		var created int64

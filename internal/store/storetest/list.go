@@ -166,3 +166,36 @@ func testCountByState(f *fx) {
 		f.t.Fatalf("counts = %v, want %v", c, want)
 	}
 }
+
+// testNamesAndPrefixes: a name is held by one job that has not ended at a
+// time (ErrNameInUse), and taken again once it ended; JobList finds jobs
+// by name (newest first) and by id prefix.
+func testNamesAndPrefixes(f *fx) {
+	named := func(id, name string, created time.Time) *job.Job {
+		j := newJob(id, created)
+		j.Spec.Name = name
+		return j
+	}
+	f.insert(named("ab1", "build", at(0)))
+	_, _, err := f.s.JobInsert(f.ctx, store.JobInsertParams{Job: named("ab2", "build", at(time.Second))})
+	checkErr(f.t, "JobInsert(name held by a queued job)", err, job.ErrNameInUse)
+	f.absent("ab2")
+	f.move("ab1", job.StateQueued, job.StateCancelled, at(2*time.Second))
+	f.insert(named("ab3", "build", at(3*time.Second)))
+	f.insert(named("cd1", "test", at(4*time.Second)))
+	f.insert(newJob("abc", at(5*time.Second)))
+
+	list := func(p store.JobListParams, want ...string) {
+		f.t.Helper()
+		jobs, err := f.s.JobList(f.ctx, p)
+		checkIDs(f.t, fmt.Sprintf("JobList(%+v)", p), jobs, err, want...)
+	}
+	list(store.JobListParams{Name: "build"}, "ab3", "ab1")
+	list(store.JobListParams{Name: "build", Limit: 1}, "ab3")
+	list(store.JobListParams{Name: "nope"})
+	list(store.JobListParams{IDPrefix: "ab"}, "abc", "ab3", "ab1")
+	list(store.JobListParams{IDPrefix: "ab3"}, "ab3")
+	list(store.JobListParams{IDPrefix: "c"}, "cd1")
+	list(store.JobListParams{IDPrefix: "a*"})
+	list(store.JobListParams{IDPrefix: "z"})
+}

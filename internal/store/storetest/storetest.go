@@ -38,6 +38,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"QueueBoundConcurrent", testQueueBoundConcurrent},
 		{"List", testList},
 		{"ListDefaultLimit", testListDefaultLimit},
+		{"NamesAndPrefixes", testNamesAndPrefixes},
 		{"ListQueued", testListQueued},
 		{"ListActive", testListActive},
 		{"ConstraintsKey", testConstraintsKey},
