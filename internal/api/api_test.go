@@ -166,6 +166,10 @@ func TestSubmitBadRequests(t *testing.T) {
 		{name: "command element type", body: `{"image":"alpine","command":["echo",1]}`, field: "command[1]", inMsg: "must be a string"},
 		{name: "command type", body: `{"image":"alpine","command":"echo hi"}`, field: "command", inMsg: "must be an array of strings"},
 		{name: "bad duration", body: `{"image":"alpine","timeout":"ten minutes"}`, field: "timeout", inMsg: "invalid duration"},
+		{name: "bare number duration", body: `{"image":"alpine","timeout":60}`, field: "timeout", inMsg: "bare number 60"},
+		{name: "bad name", body: `{"image":"alpine","name":"a b"}`, field: "name", inMsg: "docker container name"},
+		{name: "bad image reference", body: `{"image":"Alpine:latest"}`, field: "image", inMsg: "not a valid image reference"},
+		{name: "bad user", body: `{"image":"alpine","user":"a b"}`, field: "user", inMsg: "user[:group]"},
 		{name: "several", body: `{"image":1,"cpus":"two","bogus":true}`, field: "bogus", fields: []string{"bogus", "cpus", "image"}},
 		{name: "validation", body: `{"memory_bytes":-1,"pull_policy":"sometimes"}`, field: "image",
 			fields: []string{"image", "memory_bytes", "pull_policy"}, inMsg: "invalid job spec"},
@@ -350,6 +354,40 @@ func TestGetJob(t *testing.T) {
 	}
 
 	wantStatus(t, do(t, "GET", e.URL+"/v1/jobs/nope", ""), 404, api.CodeNotFound)
+}
+
+// {id} in the job routes is an id, a name, or a unique id prefix; an
+// ambiguous prefix is a 400 listing the ids, and no match a 404 that names
+// what was asked for and not the store.
+func TestJobRefs(t *testing.T) {
+	e := apitest.Start(t, api.Config{})
+	j1 := submit(t, e, `{"image":"alpine","name":"nightly"}`)
+	j2 := submit(t, e, `{"image":"alpine"}`)
+	for _, c := range []struct{ ref, want string }{
+		{j1.ID, j1.ID}, {"nightly", j1.ID}, {j2.ID, j2.ID},
+	} {
+		r := do(t, "GET", e.URL+"/v1/jobs/"+c.ref, "")
+		wantStatus(t, r, 200, "")
+		if got := decode[api.JobDetail](t, r).Job.ID; got != c.want {
+			t.Errorf("GET /v1/jobs/%s = %s, want %s", c.ref, got, c.want)
+		}
+	}
+	// apitest ids are j0001, j0002, ...: "j000" is a prefix of both.
+	r := do(t, "GET", e.URL+"/v1/jobs/j000", "")
+	wantStatus(t, r, 400, api.CodeAmbiguous)
+	if eb := r.errBody(t); !strings.Contains(eb.Error, j1.ID) || !strings.Contains(eb.Error, j2.ID) {
+		t.Errorf("ambiguous error does not list the ids: %s", eb.Error)
+	}
+	r = do(t, "GET", e.URL+"/v1/jobs/j0002/logs", "")
+	if r.status == 404 && r.errBody(t).Code == api.CodeNotFound {
+		t.Errorf("logs of a job by its id: %s", r.body)
+	}
+	r = do(t, "GET", e.URL+"/v1/jobs/zzz", "")
+	wantStatus(t, r, 404, api.CodeNotFound)
+	if eb := r.errBody(t); !strings.Contains(eb.Error, `"zzz"`) || strings.Contains(eb.Error, "sqlite") {
+		t.Errorf("not found: %s", eb.Error)
+	}
+	wantStatus(t, do(t, "POST", e.URL+"/v1/jobs/nightly/cancel", ""), 200, "")
 }
 
 func TestCancel(t *testing.T) {

@@ -96,7 +96,12 @@ func (s *Server) errorResponse(err error) (int, ErrorResponse) {
 	case errors.Is(err, job.ErrInvalid):
 		return http.StatusBadRequest, invalidResponse(err)
 	case errors.Is(err, job.ErrNotFound):
-		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeNotFound}
+		// The store's own words (and name) stay out of the answer.
+		return http.StatusNotFound, ErrorResponse{Error: job.ErrNotFound.Error(), Code: CodeNotFound}
+	case errors.As(err, new(*job.NameInUseError)):
+		var ne *job.NameInUseError
+		errors.As(err, &ne)
+		return http.StatusConflict, ErrorResponse{Error: ne.Error() + "; choose another name, or wait for it to end", Code: CodeNameInUse, Field: "name"}
 	case errors.Is(err, ErrHostNotFound):
 		return http.StatusNotFound, ErrorResponse{Error: err.Error(), Code: CodeHostNotFound}
 	case errors.Is(err, ErrReceiverNotFound):

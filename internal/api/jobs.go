@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -91,6 +93,8 @@ func parseListParams(q url.Values) (store.JobListParams, error) {
 			}
 		case "host":
 			p.Host = vs[len(vs)-1]
+		case "name":
+			p.Name = vs[len(vs)-1]
 		case "before":
 			p.BeforeID = vs[len(vs)-1]
 		case "limit":
@@ -100,7 +104,7 @@ func parseListParams(q url.Values) (store.JobListParams, error) {
 			}
 			p.Limit = n
 		default:
-			return p, badRequest(k, "unknown query parameter %q: use state, host, limit or before", k)
+			return p, badRequest(k, "unknown query parameter %q: use state, host, name, limit or before", k)
 		}
 	}
 	return p, nil
@@ -114,14 +118,60 @@ func stateNames() string {
 	return strings.Join(names, ", ")
 }
 
-// getJob: GET /v1/jobs/{id}, with its transitions and attempts.
+// maxAmbiguous bounds the ids an ambiguous prefix's error lists.
+const maxAmbiguous = 5
+
+// resolveJob finds the job ref means, as docker finds a container: its
+// id, else its name (the newest job that holds it), else a unique prefix
+// of its id. No match is a 404 naming ref; a prefix of several ids a 400
+// (CodeAmbiguous) listing some of them.
+func (s *Server) resolveJob(ctx context.Context, ref string) (*job.Job, error) {
+	j, err := s.svc.Get(ctx, ref)
+	if !errors.Is(err, job.ErrNotFound) {
+		return j, err
+	}
+	jobs, err := s.svc.List(ctx, store.JobListParams{Name: ref, Limit: 1})
+	if err != nil || len(jobs) == 1 {
+		return first(jobs), err
+	}
+	jobs, err = s.svc.List(ctx, store.JobListParams{IDPrefix: ref, Limit: maxAmbiguous + 1})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(jobs) == 1:
+		return jobs[0], nil
+	case len(jobs) == 0:
+		return nil, &requestError{status: http.StatusNotFound, code: CodeNotFound,
+			msg: fmt.Sprintf("no job with id, name or id prefix %q", ref)}
+	}
+	ids := make([]string, 0, maxAmbiguous)
+	for _, j := range jobs[:min(len(jobs), maxAmbiguous)] {
+		ids = append(ids, j.ID)
+	}
+	more := ""
+	if len(jobs) > maxAmbiguous {
+		more = ", ..."
+	}
+	return nil, &requestError{status: http.StatusBadRequest, code: CodeAmbiguous, field: "id",
+		msg: fmt.Sprintf("%v: %q matches %s%s; give more of the id", job.ErrAmbiguous, ref, strings.Join(ids, ", "), more)}
+}
+
+func first(jobs []*job.Job) *job.Job {
+	if len(jobs) == 0 {
+		return nil
+	}
+	return jobs[0]
+}
+
+// getJob: GET /v1/jobs/{id}, with its transitions and attempts. Here and
+// in every /v1/jobs/{id} route, {id} may be a name or a unique id prefix.
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	j, err := s.svc.Get(r.Context(), id)
+	j, err := s.resolveJob(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	id := j.ID
 	ts, err := s.svc.Transitions(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -143,7 +193,12 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 
 // cancelJob: POST /v1/jobs/{id}/cancel.
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	j, err := s.svc.Cancel(r.Context(), r.PathValue("id"))
+	rj, err := s.resolveJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	j, err := s.svc.Cancel(r.Context(), rj.ID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -155,12 +210,12 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 // as a new job (without its idempotency key, which belongs to the first).
 // A job that has not ended is a 409: cancel it first, or wait.
 func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	j, err := s.svc.Get(r.Context(), id)
+	j, err := s.resolveJob(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	id := j.ID
 	if !j.State.Terminal() {
 		s.writeError(w, r, &requestError{status: http.StatusConflict, code: CodeConflict,
 			msg: fmt.Sprintf("job %s is %s: only a job that has ended can be retried (cancel it first, or wait for it)", id, j.State)})

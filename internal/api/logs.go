@@ -17,7 +17,6 @@ import (
 // jobLogs: GET /v1/jobs/{id}/logs, and with ?follow=true the output as it
 // is written, as newline-delimited JSON LogEvents.
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
 	follow := false
 	for k, vs := range r.URL.Query() {
 		if k != "follow" {
@@ -31,6 +30,12 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		follow = b
 	}
+	rj, err := s.resolveJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := rj.ID
 	if follow {
 		s.followLogs(w, r, id)
 		return

@@ -113,6 +113,8 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeDuplicate        = "duplicate"          // 409: idempotency key reused with another spec
 	CodeTerminal         = "terminal"           // 409: the job has already finished
+	CodeNameInUse        = "name_in_use"        // 409: a job that has not ended holds the name
+	CodeAmbiguous        = "ambiguous"          // 400: an id prefix matches more than one job
 	CodeConflict         = "conflict"           // 409: the job changed concurrently; retry
 	CodeTooLarge         = "too_large"          // 413: body over the limit
 	CodeQueueFull        = "queue_full"         // 429: see Retry-After

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,6 +286,12 @@ func (s *Service) List(ctx context.Context, p store.JobListParams) ([]*job.Job, 
 			continue
 		}
 		if p.Host != "" && e.j.Host != p.Host {
+			continue
+		}
+		if p.Name != "" && e.j.Spec.Name != p.Name {
+			continue
+		}
+		if p.IDPrefix != "" && !strings.HasPrefix(e.j.ID, p.IDPrefix) {
 			continue
 		}
 		cp := e.j
