@@ -33,7 +33,7 @@ test alert.`,
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(st)
 			}
 			now := a.now()
@@ -107,7 +107,7 @@ Exits 1 if a receiver did not take it.`,
 					failed++
 				}
 			}
-			if a.output == "json" {
+			if a.structured() {
 				if err := a.printJSON(res); err != nil {
 					return err
 				}

@@ -37,11 +37,11 @@ With -o json, print one JSON event per line.`,
 			if err != nil {
 				return err
 			}
-			if a.output != "json" {
+			if !a.structured() {
 				fmt.Fprintf(a.stdout, eventRowFormat, "SEQ", "TIME", "TYPE", "JOB", "HOST", "WHAT")
 			}
 			return c.Events(cmd.Context(), p, func(ev event.Event) error {
-				if a.output == "json" {
+				if a.structured() {
 					return a.printJSONLine(ev)
 				}
 				_, err := fmt.Fprintf(a.stdout, eventRowFormat, fmt.Sprint(ev.Seq), ev.At.Local().Format(time.DateTime),

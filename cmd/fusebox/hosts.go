@@ -54,7 +54,7 @@ func (a *app) hostsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				if hosts == nil {
 					hosts = []fleet.HostStatus{}
 				}
@@ -116,7 +116,7 @@ func (a *app) hostActionCommand(act hostAction, top bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(h)
 			}
 			fmt.Fprintf(a.stdout, act.done+"\n", h.Name)
@@ -144,7 +144,7 @@ func (a *app) hostTransitionsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				if ts == nil {
 					ts = []fleet.Transition{}
 				}

@@ -80,7 +80,7 @@ type app struct {
 	server string
 	token  string
 	cacert string // CA file that verifies an https server
-	output string // "table" or "json"
+	output string // "table", "wide", "json" or "yaml"
 
 	exitCode int // set by commands that propagate a job's code
 }
@@ -185,9 +185,9 @@ system's CAs, or only the CA in --cacert or $FUSEBOX_CACERT.`,
 				a.cacert = a.getenv(envCACert)
 			}
 			switch a.output {
-			case "table", "json":
+			case "table", "wide", "json", "yaml":
 			default:
-				return usagef("Use -o table (for people) or -o json (for scripts).", "unknown output format %q", a.output)
+				return usagef("Use -o table or -o wide (for people), -o json or -o yaml (for scripts).", "unknown output format %q", a.output)
 			}
 			return nil
 		},
@@ -203,7 +203,7 @@ system's CAs, or only the CA in --cacert or $FUSEBOX_CACERT.`,
 	pf.StringVar(&a.server, "server", serverDefault, "fusebox server URL (default $"+envServer+" if set)")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $"+envToken+")")
 	pf.StringVar(&a.cacert, "cacert", "", "PEM file of the CA that signs an https server's certificate (default $"+envCACert+")")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (more columns), json or yaml")
 
 	root.AddCommand(
 		a.runCommand(),

@@ -177,7 +177,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "-H", "h2", "alpine"}, "not an engine address"},
 		{[]string{"run", "-H", "unix:///nope.sock", "--host", "h1", "alpine"}, "--host has no meaning"},
 		{[]string{"run", "--docker-host", "unix:///nope.sock", "--priority", "3", "alpine"}, "--priority has no meaning"},
-		{[]string{"-o", "yaml", "jobs"}, "-o json"},
+		{[]string{"-o", "xml", "jobs"}, "-o json"},
 		{[]string{"jobs", "--state", "runing"}, "States: queued"},
 		{[]string{"jobs", "--limit", "0"}, "--limit from 1"},
 		{[]string{"job"}, "Usage: fusebox job ID"},
@@ -299,13 +299,19 @@ func TestJobs(t *testing.T) {
 	e.Svc.Run("j0001", "h1", "", "", job.StateSucceeded, ptr(0))
 	e.Svc.Move("j0002", job.StateLaunching, "placed", "h2")
 
-	r := cli(t, env, "jobs")
+	// As docker ps: only the jobs that have not ended, unless -a.
+	r := cli(t, env, "ps")
+	wantCode(t, r, 0)
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 3 || strings.Contains(r.stdout, "succeeded") {
+		t.Fatalf("ps table:\n%s", r.stdout)
+	}
+	r = cli(t, env, "jobs", "-a")
 	wantCode(t, r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "REASON") {
 		t.Fatalf("table:\n%s", r.stdout)
 	}
-	for _, f := range []string{"ID", "STATE", "HOST", "ATTEMPT", "AGE", "IMAGE", "REASON"} {
+	for _, f := range []string{"ID", "NAME", "STATE", "HOST", "ATTEMPT", "AGE", "IMAGE", "COMMAND", "REASON"} {
 		if !strings.Contains(lines[0], f) {
 			t.Errorf("header lacks %s: %q", f, lines[0])
 		}
@@ -324,8 +330,21 @@ func TestJobs(t *testing.T) {
 	if strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("empty json list: %q", r.stdout)
 	}
-	r = cli(t, env, "jobs", "--limit", "2")
+	r = cli(t, env, "jobs", "-a", "--limit", "2")
 	wantCode(t, r, 0, "--before j0002")
+	r = cli(t, env, "jobs", "-aq")
+	if r.stdout != "j0003\nj0002\nj0001\n" {
+		t.Errorf("jobs -aq: %q", r.stdout)
+	}
+	r = cli(t, env, "jobs", "-q", "--filter", "state=launching")
+	if r.stdout != "j0002\n" {
+		t.Errorf("jobs -q --filter state=launching: %q", r.stdout)
+	}
+	r = cli(t, env, "jobs", "-a", "-o", "yaml")
+	if !strings.Contains(r.stdout, "- id: j0003") {
+		t.Errorf("jobs -o yaml:\n%s", r.stdout)
+	}
+	wantCode(t, cli(t, env, "jobs", "--filter", "colour=red"), exitUsage, "unknown key")
 }
 
 func TestJob(t *testing.T) {
@@ -345,7 +364,7 @@ func TestJob(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || len(d.Transitions) != 4 || len(d.Attempts) != 1 {
 		t.Errorf("json: %v %+v", err, d)
 	}
-	wantCode(t, cli(t, env, "job", "j0404"), exitError, "job not found", "fusebox jobs")
+	wantCode(t, cli(t, env, "job", "j0404"), exitError, `no job with id, name or id prefix "j0404"`, "fusebox jobs")
 }
 
 func TestLogs(t *testing.T) {

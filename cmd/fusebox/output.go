@@ -7,10 +7,28 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/goccy/go-yaml"
 )
 
-// printJSON writes v as indented JSON.
+// structured reports whether -o asks for JSON or YAML rather than a table.
+func (a *app) structured() bool { return a.output == "json" || a.output == "yaml" }
+
+// printJSON writes v as indented JSON, or with -o yaml as YAML (with the
+// same field names).
 func (a *app) printJSON(v any) error {
+	if a.output == "yaml" {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		y, err := yaml.JSONToYAML(b)
+		if err != nil {
+			return err
+		}
+		_, err = a.stdout.Write(y)
+		return err
+	}
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

@@ -23,7 +23,7 @@ func (a *app) queueCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(q)
 			}
 			bound := "unbounded"

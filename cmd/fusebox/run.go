@@ -341,7 +341,7 @@ func (a *app) submit(ctx context.Context, f *runFlags, spec job.Spec) error {
 		fmt.Fprintf(a.stderr, "fusebox: job %s already exists with idempotency key %q; not submitted again\n", j.ID, spec.IdempotencyKey)
 	}
 	if f.detach {
-		if a.output == "json" {
+		if a.structured() {
 			return a.printJSON(api.SubmitResponse{Job: j, Existed: existed})
 		}
 		fmt.Fprintln(a.stdout, j.ID)
@@ -361,7 +361,7 @@ func (a *app) submit(ctx context.Context, f *runFlags, spec job.Spec) error {
 // its output from a log follow opened when it first runs, which the server
 // ends when the job ends.
 func (a *app) follow(ctx context.Context, c *apiclient.Client, j *job.Job, quiet bool) (*job.Job, error) {
-	streamOutput := a.output != "json"
+	streamOutput := !a.structured()
 	var logs sync.WaitGroup
 	defer logs.Wait()
 	following := false
@@ -407,7 +407,7 @@ func (a *app) follow(ctx context.Context, c *apiclient.Client, j *job.Job, quiet
 			fmt.Fprintf(a.stderr, "fusebox: %s: %v\n", j.ID, err)
 		}
 	}
-	if a.output == "json" {
+	if a.structured() {
 		if err := a.printJSON(fj); err != nil {
 			return nil, err
 		}

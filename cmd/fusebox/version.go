@@ -13,7 +13,7 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print fusebox's version",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(map[string]string{"version": version, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
 			}
 			fmt.Fprintf(a.stdout, "fusebox %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)

@@ -90,7 +90,7 @@ With -d, print the run's id and return.`,
 				return &codeError{code: exitCantRun, err: workflowStartError(args[0], err)}
 			}
 			if detach {
-				if a.output == "json" {
+				if a.structured() {
 					return a.printJSON(run)
 				}
 				fmt.Fprintln(a.stdout, run.ID)
@@ -101,7 +101,7 @@ With -d, print the run's id and return.`,
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				if err := a.printJSON(final); err != nil {
 					return err
 				}
@@ -262,7 +262,7 @@ func (a *app) workflowStatusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(r)
 			}
 			a.printRun(r)
@@ -294,7 +294,7 @@ func (a *app) workflowRunsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(runs)
 			}
 			now := a.now()
@@ -356,7 +356,7 @@ func (a *app) workflowTemplatesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(ts)
 			}
 			t := newTable(a.stdout, "NAME", "CATEGORY", "PARAMS", "DESCRIPTION")
@@ -392,7 +392,7 @@ func (a *app) workflowTemplateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
+			if a.structured() {
 				return a.printJSON(t)
 			}
 			fmt.Fprint(a.stdout, t.Source)
@@ -420,7 +420,7 @@ func (a *app) workflowArtifactsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
+				if a.structured() {
 					return a.printJSON(r.Steps)
 				}
 				t := newTable(a.stdout, "STEP", "PATH", "DIGEST", "SIZE", "RESULT")

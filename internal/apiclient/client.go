@@ -316,6 +316,9 @@ func (c *Client) List(ctx context.Context, p store.JobListParams) ([]*job.Job, e
 	if p.Host != "" {
 		q.Set("host", p.Host)
 	}
+	if p.Name != "" {
+		q.Set("name", p.Name)
+	}
 	if p.BeforeID != "" {
 		q.Set("before", p.BeforeID)
 	}
