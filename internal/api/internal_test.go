@@ -79,6 +79,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"WhoAmI":               reflect.TypeFor[WhoAmI](),
 		"HostStatus":           reflect.TypeFor[fleet.HostStatus](),
 		"BreakerStatus":        reflect.TypeFor[fleet.BreakerStatus](),
+		"CallLatency":          reflect.TypeFor[fleet.CallLatency](),
 		"HostList":             reflect.TypeFor[HostList](),
 		"HostResponse":         reflect.TypeFor[HostResponse](),
 		"HostOperator":         reflect.TypeFor[fleet.Operator](),

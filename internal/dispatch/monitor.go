@@ -40,9 +40,22 @@ func (d *Dispatcher) monitor(ctx context.Context, hd *handle, h *fleet.Host) {
 		timeout = t.C
 	}
 	// The output is collected while the job runs, so that a big one costs
-	// bounded memory and no single call has to read it all at the end.
-	col := h.Client().CollectLogs(fleet.WithLane(ctx, fleet.LaneLogs), cid, d.cfg.LogMaxBytes, 0)
-	defer col.Close()
+	// bounded memory and no single call has to read it all at the end. On a
+	// host that is out or slow, collection is deferred (graceful
+	// degradation): it starts once the job has ended and the host is back,
+	// and the container is kept until then (the engine keeps its log).
+	var col *engine.LogCollector
+	collect := func() {
+		col = h.Client().CollectLogs(fleet.WithLane(ctx, fleet.LaneLogs), cid, d.cfg.LogMaxBytes, 0)
+	}
+	if !h.Struggling() {
+		collect()
+	}
+	defer func() {
+		if col != nil {
+			col.Close()
+		}
+	}()
 	poll := time.NewTimer(0) // one look at once: it may have exited already
 	defer poll.Stop()
 	var unreachableSince time.Time
@@ -114,7 +127,14 @@ watch:
 		// A user who cancelled is not kept waiting for an unreachable host:
 		// one try. Other ends wait for the host (up to LostAfter).
 		// Without graceful degradation nobody waits for a host that is out.
-		logs = d.collectLogs(ctx, hd, h, col, end.state != job.StateCancelled && !d.cfg.NoDegradation)
+		patient := end.state != job.StateCancelled && !d.cfg.NoDegradation
+		if col == nil {
+			if patient && !d.awaitRecovery(ctx, hd, h) {
+				return
+			}
+			collect()
+		}
+		logs = d.collectLogs(ctx, hd, h, col, patient)
 		if ctx.Err() != nil {
 			return
 		}
@@ -259,6 +279,44 @@ func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host,
 // output.
 const impatientLogs = 5 * time.Second
 
+// awaitRecovery waits, once a job has ended on a host whose log collection
+// was deferred, until the host is no longer struggling: up to LostAfter
+// while it is out, up to deferLogsMax while it is in but slow (then its
+// logs are read slowly rather than keep the job's end waiting). It returns
+// false when ctx ends.
+func (d *Dispatcher) awaitRecovery(ctx context.Context, hd *handle, h *fleet.Host) bool {
+	start := time.Now()
+	logged := false
+	for h.Struggling() {
+		bound := deferLogsMax
+		if !h.Available() {
+			bound = d.cfg.LostAfter
+		}
+		if time.Since(start) >= bound {
+			d.log.Warn("host still struggling: collecting the deferred logs anyway", "job", hd.id, "host", h.Name(), "waited", time.Since(start).Round(time.Millisecond))
+			return true
+		}
+		if !logged {
+			d.log.Info("log collection deferred until the host recovers", "job", hd.id, "host", h.Name())
+			logged = true
+		}
+		if !sleepCtx(ctx, recoveryCheck) {
+			return false
+		}
+	}
+	if logged {
+		d.log.Info("host recovered: collecting the deferred logs", "job", hd.id, "host", h.Name(), "deferred", time.Since(start).Round(time.Millisecond))
+	}
+	return true
+}
+
+// How long a job's deferred log collection waits for a slow host to
+// recover, and how often it looks (the host's state is in memory).
+const (
+	deferLogsMax  = 30 * time.Second
+	recoveryCheck = 250 * time.Millisecond
+)
+
 // stop stops a container: SIGTERM, then SIGKILL after the grace period.
 func (d *Dispatcher) stop(ctx context.Context, h *fleet.Host, cid string) {
 	err := h.Client().Stop(ctx, cid, d.cfg.StopGrace)
@@ -277,11 +335,8 @@ func (d *Dispatcher) pollInterval(h *fleet.Host) time.Duration {
 	if eventsUp {
 		iv *= 5 // a safety net only: exit events arrive on the stream
 	}
-	switch h.Breaker().Snapshot().State {
-	case breaker.StateOpen, breaker.StateForcedOpen:
-		if !d.cfg.NoDegradation {
-			iv *= 4 // polls stretched (graceful degradation)
-		}
+	if h.Struggling() {
+		iv *= 4 // polls stretched (graceful degradation)
 	}
 	return min(iv, time.Minute)
 }

@@ -209,3 +209,20 @@ func Shared(tb testing.TB, n int) *Fleet {
 	}
 	return sf.fleet
 }
+
+// Eventually polls cond, more slowly as time goes on (10 ms up to 200 ms),
+// until it holds; if it still does not after timeout, the test fails,
+// naming what it waited for. It is the test suites' one way to wait for a
+// state that no event announces.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	delay := 10 * time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting until %s", timeout, what)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}

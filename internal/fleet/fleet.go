@@ -109,9 +109,10 @@ type Config struct {
 	// DisableHealthChecks turns the background checks off (tests that drive
 	// checks by hand with CheckNow).
 	DisableHealthChecks bool
-	// NoDegradation says the dispatcher spares no host that is out
-	// (graceful_degradation.enabled = false): HostStatus.Degradation then
-	// never lists logs_deferred or polls_stretched.
+	// NoDegradation says the dispatcher spares no host that is out or slow
+	// (graceful_degradation.enabled = false): Host.Struggling is then always
+	// false and HostStatus.Degradation never lists logs_deferred or
+	// polls_stretched.
 	NoDegradation bool
 	// Limiter bounds each host's in-flight Docker calls, adaptively.
 	Limiter LimiterConfig
@@ -191,19 +192,23 @@ func New(cfg Config) (*Fleet, error) {
 		// A health check is a ping: its deadline is the check's timeout.
 		ec.Timeouts.Ping = cfg.Health.Timeout
 		lim := newLimiter(cfg.Limiter)
+		lat := &latencies{}
 		ec.Gate = func(ctx context.Context, op string) (func(time.Duration, engine.Class), error) {
 			release, err := lim.acquire(ctx, laneOf(ctx))
 			if err != nil {
 				return nil, err
 			}
-			return func(d time.Duration, class engine.Class) { release(op, d, class == engine.ClassHost) }, nil
+			return func(d time.Duration, class engine.Class) {
+				lat.record(d)
+				release(op, d, class == engine.ClassHost)
+			}, nil
 		}
 		cl, err := engine.New(ec)
 		if err != nil {
 			f.closeClients()
 			return nil, fmt.Errorf("fleet: hosts[%d]: %w", i, err)
 		}
-		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health, limiter: lim,
+		h := &Host{cfg: hc, client: cl, br: reg.Get(breakerPrefix + hc.Name), images: map[string]bool{}, health: cfg.Health, limiter: lim, calls: lat,
 			noDegradation: cfg.NoDegradation}
 		if cfg.BreakersDisabled {
 			h.br.MetricsOnly()

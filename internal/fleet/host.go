@@ -28,7 +28,7 @@ type Host struct {
 	mu            sync.Mutex
 	lastCheck     time.Time
 	lastErr       string
-	latency       time.Duration
+	latency       time.Duration // of the last health check
 	okStreak      int
 	failStreak    int
 	recovering    bool      // a check failed; not yet HealthyThreshold good ones since
@@ -40,7 +40,8 @@ type Host struct {
 	operator      *Operator       // the last operator action (Act, Restore), nil if none
 	health        HealthConfig
 	limiter       *limiter
-	noDegradation bool // Config.NoDegradation
+	calls         *latencies // of recent Docker calls
+	noDegradation bool       // Config.NoDegradation
 }
 
 // Name returns the host's name.
@@ -173,17 +174,18 @@ func (h *Host) Status() HostStatus {
 	snap := h.br.Snapshot()
 	h.mu.Lock()
 	st := HostStatus{
-		Name:      h.cfg.Name,
-		Address:   h.cfg.Engine.Address,
-		Labels:    maps.Clone(h.cfg.Labels),
-		Capacity:  h.cfg.Capacity,
-		Weight:    h.cfg.Weight,
-		Running:   h.Running(),
-		Placed:    h.placed.Load(),
-		LastCheck: h.lastCheck,
-		LastError: h.lastErr,
-		Latency:   h.latency,
-		Calls:     h.limiter.status(),
+		Name:        h.cfg.Name,
+		Address:     h.cfg.Engine.Address,
+		Labels:      maps.Clone(h.cfg.Labels),
+		Capacity:    h.cfg.Capacity,
+		Weight:      h.cfg.Weight,
+		Running:     h.Running(),
+		Placed:      h.placed.Load(),
+		LastCheck:   h.lastCheck,
+		LastError:   h.lastErr,
+		Latency:     h.latency,
+		Calls:       h.limiter.status(),
+		CallLatency: h.calls.status(),
 	}
 	var op *Operator
 	if h.operator != nil {
@@ -191,7 +193,7 @@ func (h *Host) Status() HostStatus {
 		op = &o
 	}
 	st.Operator = op
-	failStreak, recovering, kept := h.failStreak, h.recovering, h.kept
+	failStreak, recovering, kept, slow := h.failStreak, h.recovering, h.kept, h.slowLocked()
 	canaryFailing, canaryErr := h.canaryFailing, h.canaryErr
 	h.mu.Unlock()
 	st.Breaker = BreakerStatus{
@@ -236,11 +238,8 @@ func (h *Host) Status() HostStatus {
 			st.State = HostHealthy
 		}
 	}
-	switch snap.State {
-	case breaker.StateOpen, breaker.StateHalfOpen:
-		if !h.noDegradation {
-			st.Degradation = append(st.Degradation, ModeLogsDeferred, ModePollsStretched)
-		}
+	if h.spared(snap.State, slow) {
+		st.Degradation = append(st.Degradation, ModeLogsDeferred, ModePollsStretched)
 	}
 	if st.Calls.Limit > 0 && st.Calls.InFlight >= st.Calls.Limit && st.Calls.Waiting > 0 {
 		st.Degradation = append(st.Degradation, ModeMonitoringShed)
@@ -262,4 +261,42 @@ func (h *Host) suspect() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.failStreak > 0 || (h.latency >= h.health.SlowThreshold && !h.lastCheck.IsZero())
+}
+
+// Struggling reports whether graceful degradation spares the host now: its
+// breaker is open or half-open, or it is in but slow (its last health check
+// took SlowThreshold or more, or its checks time out and the ejection cap
+// kept it in). The dispatcher then defers log collection on it (the
+// container is kept until its logs are read) and stretches its status
+// polls. An isolated host is healthy and is not spared. Always false with
+// graceful degradation off.
+func (h *Host) Struggling() bool {
+	st := h.br.State()
+	h.mu.Lock()
+	slow := h.slowLocked()
+	h.mu.Unlock()
+	return h.spared(st, slow)
+}
+
+func (h *Host) spared(st breaker.State, slow bool) bool {
+	if h.noDegradation {
+		return false
+	}
+	switch st {
+	case breaker.StateOpen, breaker.StateHalfOpen:
+		return true
+	case breaker.StateForcedOpen:
+		return false
+	}
+	return slow
+}
+
+// slowLocked reports whether the host's health checks are slow: the last
+// one took SlowThreshold or more, or they time out and the ejection cap
+// keeps the host in. h.mu is held.
+func (h *Host) slowLocked() bool {
+	if h.lastCheck.IsZero() {
+		return false
+	}
+	return h.latency >= h.health.SlowThreshold || h.kept != "" && h.failStreak >= h.health.UnhealthyThreshold
 }

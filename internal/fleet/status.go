@@ -19,12 +19,12 @@ const (
 type DegradationMode string
 
 const (
-	// ModeLogsDeferred: the host is out (breaker open or probing), so the
-	// output of jobs that ended there is collected when it is back; their
-	// containers are kept until then.
+	// ModeLogsDeferred: the host is out (breaker open or probing) or slow
+	// (Host.Struggling), so the output of jobs that end there is collected
+	// when it is back to normal; their containers are kept until then.
 	ModeLogsDeferred DegradationMode = "logs_deferred"
-	// ModePollsStretched: the host is out, so the status polls of its jobs
-	// are spaced out (bounded) instead of hammering it.
+	// ModePollsStretched: the host is out or slow, so the status polls of
+	// its jobs are spaced out (bounded) instead of hammering it.
 	ModePollsStretched DegradationMode = "polls_stretched"
 	// ModeMonitoringShed: the host's in-flight call limit is reached and
 	// calls wait: launches go first, status polls and log reads after.
@@ -64,6 +64,9 @@ type HostStatus struct {
 	Latency   time.Duration     `json:"latency_ns"` // last health-check round trip
 	Placed    int64             `json:"placed"`     // jobs placed on it since start
 	Calls     LimiterStatus     `json:"calls"`      // adaptive limit on in-flight Docker calls
+	// CallLatency is the p50 and p99 of the host's recent Docker calls
+	// (not health-check pings or streams).
+	CallLatency CallLatency `json:"call_latency"`
 	// Operator is the last operator action on the host (who, why, when),
 	// remembered across restarts; nil if there was none.
 	Operator *Operator `json:"operator,omitempty"`

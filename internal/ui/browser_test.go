@@ -251,6 +251,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := waitFor(ctx, `document.getElementById('live').textContent==='live'`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// The card of the host that ran the job shows its Docker calls' p50 and p99.
+	if d, err := c.Get(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	} else if lat, err := chromedp.Run(ctx, chromedp.Text(fmt.Sprintf(`[id="host-%s"] [data-field=latency]`, d.Job.Host))); err != nil || !strings.Contains(lat, "p50 ") || !strings.Contains(lat, "p99 ") {
+		t.Errorf("%s's card shows call latency %q (%v), want its p50 and p99", d.Job.Host, lat, err)
+	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fuseboxMarker = 'still here'; true`)); err != nil {
 		t.Fatal(err)
 	}

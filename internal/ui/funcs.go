@@ -16,6 +16,7 @@ var funcs = template.FuncMap{
 	"ago":      ago,
 	"until":    until,
 	"dur":      dur,
+	"latency":  latency,
 	"stateTip": stateTip,
 	"modeText": modeText,
 	"pct":      pct,
@@ -69,6 +70,21 @@ func dur(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 	default:
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+// latency shows a call's duration to two or three significant figures:
+// 420µs, 3.1ms, 1.52s.
+func latency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
 }
 
