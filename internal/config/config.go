@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -40,7 +41,92 @@ type Config struct {
 	Alerts              Alerts              `yaml:"alerts"`
 	Workflows           Workflows           `yaml:"workflows"`
 	MCP                 MCP                 `yaml:"mcp"`
+	Images              Images              `yaml:"images"`
+	Registries          []Registry          `yaml:"registries"`
 }
+
+// Images say how images reach the hosts (internal/image).
+type Images struct {
+	// Transfer streams a job's image from a host that has it to the host
+	// the job was placed on when that host lacks it (no registry needed).
+	Transfer bool `yaml:"transfer"`
+	// DockerConfig is docker login's config.json, whose "auths" are used
+	// for pulls when present; "" = $DOCKER_CONFIG/config.json or
+	// ~/.docker/config.json. Credentials in registries win.
+	DockerConfig string `yaml:"docker_config"`
+	// RegistryBreaker is the breaker of each registry ("registry/<host>"):
+	// failed pulls in a row (the registry unreachable or failing, never a
+	// refusal) that open it, and how long it stays open before a probe.
+	RegistryBreaker RegistryBreaker `yaml:"registry_breaker"`
+}
+
+// RegistryBreaker is the breaker of one registry.
+type RegistryBreaker struct {
+	FailureThreshold int           `yaml:"failure_threshold"`
+	ResetTimeout     time.Duration `yaml:"reset_timeout"`
+}
+
+// Registry is the credentials of one registry, sent with pulls of images
+// on Host: a username with a password, or an identity token. Each secret
+// is given inline, or read from a file (…_file) or an environment
+// variable (…_env, its name). Secrets are never logged or shown.
+type Registry struct {
+	Host              string `yaml:"host"` // as image references name it: "ghcr.io", "127.0.0.1:5000", "docker.io"
+	Username          string `yaml:"username"`
+	Password          string `yaml:"password"`
+	PasswordFile      string `yaml:"password_file"`
+	PasswordEnv       string `yaml:"password_env"`
+	IdentityToken     string `yaml:"identity_token"`
+	IdentityTokenFile string `yaml:"identity_token_file"`
+	IdentityTokenEnv  string `yaml:"identity_token_env"`
+}
+
+// Secrets returns the registry's password and identity token, read from
+// where the config says (inline, a file, an environment variable). An
+// error names the field.
+func (r Registry) Secrets(lookup func(string) (string, bool)) (password, token string, err error) {
+	read := func(field, inline, file, env string) (string, error) {
+		switch {
+		case inline != "":
+			return inline, nil
+		case file != "":
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return "", fmt.Errorf("registries (%s): %s_file: %w", r.Host, field, err)
+			}
+			return strings.TrimRight(string(b), "\r\n"), nil
+		case env != "":
+			v, ok := lookup(env)
+			if !ok || v == "" {
+				return "", fmt.Errorf("registries (%s): %s_env: $%s is not set", r.Host, field, env)
+			}
+			return v, nil
+		}
+		return "", nil
+	}
+	if password, err = read("password", r.Password, r.PasswordFile, r.PasswordEnv); err != nil {
+		return "", "", err
+	}
+	if token, err = read("identity_token", r.IdentityToken, r.IdentityTokenFile, r.IdentityTokenEnv); err != nil {
+		return "", "", err
+	}
+	return password, token, nil
+}
+
+// Redacted returns r with its inline secrets replaced by "<redacted>"
+// (file paths and variable names stay: they are not secrets).
+func (r Registry) Redacted() Registry {
+	if r.Password != "" {
+		r.Password = Redacted
+	}
+	if r.IdentityToken != "" {
+		r.IdentityToken = Redacted
+	}
+	return r
+}
+
+// Redacted stands for a secret in what fusebox shows.
+const Redacted = "<redacted>"
 
 // MCP configures the MCP server at /mcp of fusebox serve (internal/mcpserver).
 type MCP struct {
@@ -349,6 +435,9 @@ const (
 	APIMaxFollowsPerTokenDefault = 8
 	APIFollowStartTimeoutDefault = 10 * time.Minute
 
+	ImagesTransferDefault            = true
+	RegistryFailureThresholdDefault  = 3
+	RegistryResetTimeoutDefault      = 10 * time.Second
 	WorkflowsCacheTTLDefault         = 7 * 24 * time.Hour
 	WorkflowsMaxArtifactBytesDefault = Size(1 << 30)
 	WorkflowsMaxRunBytesDefault      = Size(10 << 30)
@@ -478,6 +567,10 @@ func defaults(env lookupFunc, src *sources) *Config {
 				ResetTimeout:     WorkflowsResetTimeoutDefault,
 				HalfOpenTimeout:  WorkflowsHalfOpenTimeoutDefault,
 			},
+		},
+		Images: Images{
+			Transfer:        ImagesTransferDefault,
+			RegistryBreaker: RegistryBreaker{FailureThreshold: RegistryFailureThresholdDefault, ResetTimeout: RegistryResetTimeoutDefault},
 		},
 		Alerts: Alerts{
 			RepeatInterval: AlertsRepeatIntervalDefault,

@@ -88,6 +88,7 @@ func TestDefaultsNoFile(t *testing.T) {
 			Backoff: time.Second, MaxBackoff: 5 * time.Minute},
 		Workflows: Workflows{CacheTTL: 7 * 24 * time.Hour, MaxArtifactBytes: 1 << 30, MaxRunBytes: 10 << 30,
 			CircuitBreaker: WorkflowsBreaker{FailureThreshold: 5, ResetTimeout: time.Minute, HalfOpenTimeout: time.Hour}},
+		Images: Images{Transfer: true, RegistryBreaker: RegistryBreaker{FailureThreshold: 3, ResetTimeout: 10 * time.Second}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -112,7 +113,7 @@ func TestDefaultFillsEverything(t *testing.T) {
 		"circuit_breaker.failure_rate": true, "circuit_breaker.slow_call": true,
 		"health_check.canary.enabled": true, "health_check.canary.image": true,
 		"api.tls.cert": true, "api.tls.key": true, "api.insecure_http": true,
-		"alerts.external_url": true, "mcp.read_only": true,
+		"alerts.external_url": true, "mcp.read_only": true, "images.docker_config": true,
 	}
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {

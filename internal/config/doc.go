@@ -157,6 +157,19 @@
 //	      url: https://alerts.example.com/fusebox   # http:// or https://
 //	      secret: whsec_...      # "whsec_" + base64 of a 24..64-byte key; in the file only (no variable)
 //	      timeout: 5s            # of one attempt, > 0
+//	images:                      # how images reach the hosts (internal/image)
+//	  transfer: true             # stream a job's missing image from a host that has it
+//	  docker_config: ""          # docker login's config.json ("" = $DOCKER_CONFIG/config.json or ~/.docker/config.json)
+//	  registry_breaker:          # the breaker of each registry, registry/<host>
+//	    failure_threshold: 3     # pulls in a row that found it out that open it (>= 1)
+//	    reset_timeout: 10s       # open this long before a pull probes it (> 0)
+//	registries:                  # credentials per registry, never logged or shown
+//	  - host: ghcr.io            # as image references name it
+//	    username: ci             # with one of password, password_file, password_env
+//	    password: ""             # or password_file: a path, or password_env: a variable's name
+//	    identity_token: ""       # instead of a username and password
+//	    identity_token_file: ""  # or read from this file
+//	    identity_token_env: ""   # or from this environment variable
 //
 // Durations are Go durations with a unit ("30s", "1m30s", "500ms"); a bare
 // number other than 0 is refused, so that "30" is never read as 30ns.

@@ -70,6 +70,7 @@ func validate(c *Config, src *sources) []Problem {
 	v.api(&c.API)
 	v.alerts(&c.Alerts)
 	v.workflows(&c.Workflows)
+	v.images(c)
 	return v.probs
 }
 
@@ -387,6 +388,41 @@ func (v *validator) workflows(w *Workflows) {
 	v.atLeast(p+"circuit_breaker.failure_threshold", w.CircuitBreaker.FailureThreshold, 1)
 	v.positive(p+"circuit_breaker.reset_timeout", w.CircuitBreaker.ResetTimeout)
 	v.positive(p+"circuit_breaker.half_open_timeout", w.CircuitBreaker.HalfOpenTimeout)
+}
+
+func (v *validator) images(c *Config) {
+	v.atLeast("images.registry_breaker.failure_threshold", c.Images.RegistryBreaker.FailureThreshold, 1)
+	v.positive("images.registry_breaker.reset_timeout", c.Images.RegistryBreaker.ResetTimeout)
+	seen := map[string]bool{}
+	for i, r := range c.Registries {
+		p := fmt.Sprintf("registries[%d].", i)
+		if r.Host == "" || strings.ContainsAny(r.Host, "/ ") {
+			v.bad(p+"host", "must be a registry host as image references name it, e.g. ghcr.io or 127.0.0.1:5000 (got %q)", r.Host)
+		} else if seen[r.Host] {
+			v.bad(p+"host", "%s is listed twice", r.Host)
+		}
+		seen[r.Host] = true
+		count := func(xs ...string) int {
+			n := 0
+			for _, x := range xs {
+				if x != "" {
+					n++
+				}
+			}
+			return n
+		}
+		pw, tok := count(r.Password, r.PasswordFile, r.PasswordEnv), count(r.IdentityToken, r.IdentityTokenFile, r.IdentityTokenEnv)
+		switch {
+		case pw > 1:
+			v.bad(p+"password", "give one of password, password_file and password_env")
+		case tok > 1:
+			v.bad(p+"identity_token", "give one of identity_token, identity_token_file and identity_token_env")
+		case pw == 0 && tok == 0:
+			v.bad(p+"password", "a username with a password (password, password_file or password_env), or an identity token, is required")
+		case pw == 1 && r.Username == "":
+			v.bad(p+"username", "is required with a password")
+		}
+	}
 }
 
 func (v *validator) alerts(a *Alerts) {

@@ -59,6 +59,9 @@ type Config struct {
 	// starts, Spec.Outputs collected when it exits 0, before it is removed.
 	// Nil: a spec with inputs or outputs is refused.
 	Artifacts Artifacts
+	// Images gets a placed job's image onto a host that lacks it (run.go).
+	// Nil: the host pulls it.
+	Images Images
 }
 
 // Artifacts copies artifacts into and out of containers

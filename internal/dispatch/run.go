@@ -12,6 +12,7 @@ import (
 	"fusebox/breaker"
 	"fusebox/internal/engine"
 	"fusebox/internal/fleet"
+	"fusebox/internal/image"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -270,7 +271,18 @@ func outcomeUnknown(err error) bool {
 	return !engine.Answered(err) && !engine.IsUnreachable(err)
 }
 
-// ensureImage applies the job's pull policy on h.
+// Images gets a placed job's image onto its host when the host lacks it
+// (*image.Distributor is one: a transfer from a host that has it, or a
+// pull through its registry's breaker). A *image.WaitError means "wait":
+// the job goes back to the queue with that reason, using no attempt, and
+// no host's breaker moves.
+type Images interface {
+	Provide(ctx context.Context, h *fleet.Host, ref string, policy image.Policy) error
+}
+
+// ensureImage applies the job's pull policy on h: an image h has is used
+// as it is (unless the policy is always); one it lacks is got through
+// Config.Images, or without it pulled by the host.
 func (d *Dispatcher) ensureImage(ctx context.Context, j *job.Job, h *fleet.Host) error {
 	c := h.Client()
 	img := j.Spec.Image
@@ -288,10 +300,13 @@ func (d *Dispatcher) ensureImage(ctx context.Context, j *job.Job, h *fleet.Host)
 			return nil
 		}
 		h.NoteImage(img, false)
-		if policy == job.PullNever {
+		if d.cfg.Images == nil && policy == job.PullNever {
 			return &engine.Error{Host: h.Name(), Op: "image inspect", Class: engine.ClassJob,
 				Err: fmt.Errorf("image %s is not on the host and pull_policy is never", img)}
 		}
+	}
+	if d.cfg.Images != nil {
+		return d.cfg.Images.Provide(ctx, h, img, image.Policy(policy))
 	}
 	if err := c.ImagePull(ctx, img); err != nil {
 		return fmt.Errorf("image %s not found and pull failed: %w", img, err)
@@ -312,10 +327,27 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 	}
 	now := time.Now()
 	p := store.JobTransitionParams{ID: j.ID, From: []job.State{job.StateLaunching}, ExpectAttempt: &j.Attempt, Now: now}
+	var (
+		imgWait *image.WaitError
+		noImage *image.NoImageError
+	)
 	switch {
 	case errors.As(err, new(*artifactError)):
 		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseArtifact
 		p.Reason = fmt.Sprintf("launch failed on %s: %v", h.Name(), err)
+	case errors.As(err, &imgWait):
+		// Its registry is out (or no host could send the image): nobody's
+		// fault here. It waits, using no attempt, retried once the
+		// registry's breaker lets a probe through.
+		wait := imgWait.RetryAfter
+		if wait <= 0 {
+			wait = d.backoff(j)
+		}
+		p.To, p.NotBefore, p.DropAttempt = job.StateQueued, store.Ptr(now.Add(wait)), true
+		p.Reason = fmt.Sprintf("%v; retrying in %s (this used no attempt)", imgWait, wait.Round(time.Millisecond))
+	case errors.As(err, &noImage):
+		p.To, p.FinishedAt, p.Cause = job.StateFailed, &now, job.CauseRefused
+		p.Reason = noImage.Error()
 	case engine.ClassOf(err) == engine.ClassHost || errors.Is(err, breaker.ErrOpen):
 		wait := d.backoff(j)
 		requeue := func(outcome, reason string) {

@@ -27,6 +27,7 @@ import (
 	"fusebox/internal/engine"
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
+	"fusebox/internal/image"
 	"fusebox/internal/job"
 	"fusebox/internal/metrics"
 	"fusebox/internal/store"
@@ -48,6 +49,7 @@ type Server struct {
 	Alerts     *alert.Manager // operator alerts: evaluated from the stream, delivered from the outbox
 	Workflows  *workflow.Runner
 	Artifacts  *artifact.Store // the workflows' artifacts, in data_dir/artifacts
+	Images     *image.Distributor
 	Logger     *slog.Logger
 
 	hostEvents *hostEvents
@@ -126,6 +128,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return nil, fmt.Errorf("artifact store: %w", err)
 	}
 	dc.Artifacts = arts
+	ic, err := imageConfig(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ic.Logger = logger
+	images, err := image.New(ic, fl, fl.Breakers())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	dc.Images = images
 	d := dispatch.New(dc, st, fl)
 	wo := workflowOptions(cfg)
 	wo.Logger = logger
@@ -159,7 +173,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	srv := &Server{Config: cfg, Store: st, Fleet: fl, Dispatcher: d, Metrics: m, Events: bus, Alerts: am, Workflows: runner,
-		Artifacts: arts, Logger: logger, hostEvents: he}
+		Artifacts: arts, Images: images, Logger: logger, hostEvents: he}
 	svc, fv, ev, wv := service{Dispatcher: d, metrics: m}, newFleetView(fl, st), eventsView{st: st, bus: bus}, workflowsView{r: runner, arts: arts}
 	srv.API = api.New(ac, svc, fv, m, logger)
 	srv.API.SetEvents(ev)
