@@ -44,8 +44,13 @@ func networkMode(hostName, host, want string) (string, error) {
 	case host == "" || want == "none":
 		return want, nil
 	}
-	return "", &Error{Host: hostName, Op: "container create", Class: ClassJob,
-		Err: fmt.Errorf("network %q is not allowed on this host: its network_mode is %q, so a job may ask for %q or \"none\" only", want, host, host)}
+	allowed := fmt.Sprintf("%q or \"none\"", host)
+	if host == "none" {
+		allowed = `"none"`
+	}
+	// Refused before any request: as a daemon's 4xx, nothing was made.
+	return "", &Error{Host: hostName, Op: "container create", Class: ClassJob, Answered: true,
+		Err: fmt.Errorf("network %q is not allowed on this host: its network_mode is %q, so a job may ask for %s only", want, host, allowed)}
 }
 
 // parsePlatform reads os[/arch[/variant]].
