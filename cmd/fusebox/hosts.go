@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"fusebox/internal/api"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/fleet"
+	"fusebox/internal/job"
 )
 
 // hostAction is an operator action on one host.
@@ -34,14 +36,20 @@ var hostActions = []hostAction{
 
 func (a *app) hostsCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "hosts",
-		Short: "List the Docker hosts with their breaker state; operate on one",
+		Use:   "hosts [NAME]",
+		Short: "List the Docker hosts with their breaker state; show or operate on one",
+		Long: `List the Docker hosts with their state, breaker, load and labels (-o wide:
+weight, address, breaker counts, latency and placements too). With NAME,
+show that host in full: address, labels, breaker, call limiter, and the
+last operator action.`,
 		Example: `  fusebox hosts
+  fusebox hosts -o wide
+  fusebox hosts h2
   fusebox hosts isolate h2 --reason "disk failing"
   fusebox hosts transitions`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("Commands: isolate, drain, release, reset, transitions. Run 'fusebox hosts --help'.", "hosts: unknown command %q", args[0])
+			if len(args) > 1 {
+				return usagef("Usage: fusebox hosts [NAME], or fusebox hosts isolate|drain|release|reset|transitions ...", "hosts takes at most one host name, got %d", len(args))
 			}
 			return nil
 		},
@@ -49,6 +57,16 @@ func (a *app) hostsCommand() *cobra.Command {
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				h, err := c.Host(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if a.structured() {
+					return a.printJSON(h)
+				}
+				return a.printHost(h)
 			}
 			hosts, err := c.Hosts(cmd.Context())
 			if err != nil {
@@ -60,30 +78,28 @@ func (a *app) hostsCommand() *cobra.Command {
 				}
 				return a.printJSON(hosts)
 			}
-			now := a.now()
-			t := newTable(a.stdout, "NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "CALLS/LIMIT", "FAILURES", "TRIPS", "NEXT PROBE", "REASON")
+			now, wide := a.now(), a.output == "wide"
+			header := []string{"NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "CALLS/LIMIT", "FAILURES", "TRIPS", "NEXT PROBE", "LABELS", "REASON"}
+			if wide {
+				header = append(header[:len(header)-1], "WEIGHT", "ADDRESS", "LATENCY", "PLACED", "REJECTED", "REASON")
+			}
+			t := newTable(a.stdout, header...)
 			for _, h := range hosts {
 				next := ""
 				if h.Breaker.State == "open" || h.Breaker.State == "half-open" {
 					next = until(now, h.Breaker.NextProbeAt)
 				}
-				reason := h.Reason
-				if op := h.Operator; op != nil && (h.State == fleet.HostIsolated || h.State == fleet.HostDraining) {
-					reason += " (" + age(now, op.At) + " ago)"
-				}
-				if len(h.Degradation) > 0 {
-					var modes []string
-					for _, m := range h.Degradation {
-						modes = append(modes, strings.ReplaceAll(string(m), "_", " "))
-					}
-					reason = strings.TrimPrefix(reason+"; ", "; ") + strings.Join(modes, ", ")
-				}
-				if h.LastError != "" {
-					reason = strings.TrimPrefix(reason+"; ", "; ") + "last error: " + h.LastError
-				}
-				t.row(h.Name, string(h.State), h.Breaker.State, fmt.Sprintf("%d/%d", h.Running, h.Capacity),
+				row := []string{h.Name, string(h.State), h.Breaker.State, fmt.Sprintf("%d/%d", h.Running, h.Capacity),
 					fmt.Sprintf("%d/%d", h.Calls.InFlight, h.Calls.Limit),
-					strconv.Itoa(h.Breaker.ConsecutiveFailures), strconv.Itoa(h.Breaker.Trips), next, clip(reason, 70))
+					strconv.Itoa(h.Breaker.ConsecutiveFailures), strconv.Itoa(h.Breaker.Trips), next, hostLabelsText(h.Labels)}
+				reason := hostReason(now, h)
+				if wide {
+					row = append(row, strconv.FormatFloat(h.Weight, 'g', -1, 64), h.Address, h.Latency.Round(time.Microsecond).String(),
+						strconv.FormatInt(h.Placed, 10), strconv.FormatInt(h.Breaker.Rejected, 10), reason)
+				} else {
+					row = append(row, clip(reason, 70))
+				}
+				t.row(row...)
 			}
 			return t.flush()
 		},
@@ -93,6 +109,75 @@ func (a *app) hostsCommand() *cobra.Command {
 	}
 	cmd.AddCommand(a.hostTransitionsCommand())
 	return cmd
+}
+
+// hostReason is why a host is in its state, with its operator's action's
+// age, its degradation modes and its last error.
+func hostReason(now time.Time, h fleet.HostStatus) string {
+	reason := h.Reason
+	if op := h.Operator; op != nil && (h.State == fleet.HostIsolated || h.State == fleet.HostDraining) {
+		reason += " (" + age(now, op.At) + " ago)"
+	}
+	if len(h.Degradation) > 0 {
+		var modes []string
+		for _, m := range h.Degradation {
+			modes = append(modes, strings.ReplaceAll(string(m), "_", " "))
+		}
+		reason = strings.TrimPrefix(reason+"; ", "; ") + strings.Join(modes, ", ")
+	}
+	if h.LastError != "" {
+		reason = strings.TrimPrefix(reason+"; ", "; ") + "last error: " + h.LastError
+	}
+	return reason
+}
+
+// hostLabelsText is a host's labels without the fusebox.host label every
+// host carries (its name).
+func hostLabelsText(labels map[string]string) string {
+	m := make(map[string]string, len(labels))
+	for k, v := range labels {
+		if k != job.ConstraintHost {
+			m[k] = v
+		}
+	}
+	return labelsText(m)
+}
+
+// printHost shows one host in full.
+func (a *app) printHost(h *fleet.HostStatus) error {
+	now := a.now()
+	kv := newTable(a.stdout, "Name:", h.Name)
+	kv.row("Address:", h.Address)
+	kv.row("State:", string(h.State))
+	kv.row("Reason:", hostReason(now, *h))
+	kv.row("Labels:", hostLabelsText(h.Labels))
+	kv.row("Capacity:", fmt.Sprintf("%d running of %d (weight %g)", h.Running, h.Capacity, h.Weight))
+	kv.row("Placed:", fmt.Sprintf("%d jobs since start", h.Placed))
+	b := h.Breaker
+	kv.row("Breaker:", fmt.Sprintf("%s, %d consecutive failures, %d trips, %d rejected", b.State, b.ConsecutiveFailures, b.Trips, b.Rejected))
+	kv.row("  window:", fmt.Sprintf("%d requests, %d failures", b.Requests, b.Failures))
+	if !b.OpenedAt.IsZero() {
+		kv.row("  opened:", timestamp(b.OpenedAt)+" ("+age(now, b.OpenedAt)+" ago)")
+	}
+	if !b.NextProbeAt.IsZero() && (b.State == "open" || b.State == "half-open") {
+		kv.row("  next probe:", timestamp(b.NextProbeAt)+" ("+until(now, b.NextProbeAt)+")")
+	}
+	kv.row("Calls:", fmt.Sprintf("%d in flight, limit %d, %d waiting", h.Calls.InFlight, h.Calls.Limit, h.Calls.Waiting))
+	check := ""
+	if !h.LastCheck.IsZero() {
+		check = fmt.Sprintf("%s ago, %s", age(now, h.LastCheck), h.Latency.Round(time.Microsecond))
+	}
+	kv.row("Last check:", check)
+	kv.row("Last error:", h.LastError)
+	op := ""
+	if o := h.Operator; o != nil {
+		op = fmt.Sprintf("%s by %s %s ago", o.Action, o.By, age(now, o.At))
+		if o.Reason != "" {
+			op += ": " + o.Reason
+		}
+	}
+	kv.row("Operator:", op)
+	return kv.flush()
 }
 
 // hostActionCommand is "fusebox hosts ACTION NAME", or with top the alias

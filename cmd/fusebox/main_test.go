@@ -182,7 +182,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"jobs", "--limit", "0"}, "--limit from 1"},
 		{[]string{"job"}, "Usage: fusebox job ID"},
 		{[]string{"logs", "a", "b"}, "Usage: fusebox logs"},
-		{[]string{"hosts", "h1"}, "isolate, drain"},
+		{[]string{"hosts", "h1", "h2"}, "at most one host"},
 		{[]string{"isolate"}, "Usage: fusebox isolate NAME"},
 		{[]string{"bogus"}, "fusebox --help"},
 		{[]string{"--server", "localhost:7070", "jobs"}, "--server http://127.0.0.1:7070"},
@@ -431,7 +431,7 @@ func TestHosts(t *testing.T) {
 	r := cli(t, env, "hosts")
 	wantCode(t, r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	for _, f := range []string{"NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "CALLS/LIMIT", "FAILURES", "TRIPS", "NEXT PROBE", "REASON"} {
+	for _, f := range []string{"NAME", "STATE", "BREAKER", "RUNNING/CAPACITY", "CALLS/LIMIT", "FAILURES", "TRIPS", "NEXT PROBE", "LABELS", "REASON"} {
 		if !strings.Contains(lines[0], f) {
 			t.Errorf("header lacks %s: %q", f, lines[0])
 		}
@@ -445,6 +445,19 @@ func TestHosts(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil || len(hs) != 2 {
 		t.Errorf("json: %v %s", err, r.stdout)
 	}
+
+	r = cli(t, env, "hosts", "-o", "wide")
+	if !strings.Contains(r.stdout, "ADDRESS") || !strings.Contains(r.stdout, "WEIGHT") {
+		t.Errorf("wide table:\n%s", r.stdout)
+	}
+	r = cli(t, env, "hosts", "h2")
+	wantCode(t, r, 0)
+	for _, want := range []string{"Name:", "h2", "Breaker:", "open, 5 consecutive failures, 2 trips", "Calls:", "Operator:", "context deadline"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("hosts h2 lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	wantCode(t, cli(t, env, "hosts", "h9"), exitError, "fusebox hosts")
 
 	r = cli(t, env, "hosts", "isolate", "h1", "--reason", "disk failing")
 	wantCode(t, r, 0)
