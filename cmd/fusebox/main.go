@@ -192,6 +192,8 @@ system's CAs, or only the CA in --cacert or $FUSEBOX_CACERT.`,
 			return nil
 		},
 	}
+	root.Version = buildVersion().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -221,6 +223,7 @@ system's CAs, or only the CA in --cacert or $FUSEBOX_CACERT.`,
 		a.mcpCommand(),
 		a.versionCommand(),
 	)
+	root.AddCommand(a.imageCommands()...)
 	for _, act := range hostActions {
 		root.AddCommand(a.hostActionCommand(act, true))
 	}

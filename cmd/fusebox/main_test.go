@@ -523,12 +523,16 @@ func TestUnreachableServer(t *testing.T) {
 func TestVersionAndConfigCheck(t *testing.T) {
 	r := cli(t, nil, "version")
 	wantCode(t, r, 0)
-	if !strings.HasPrefix(r.stdout, "fusebox dev (go1.") {
+	if !strings.HasPrefix(r.stdout, "fusebox ") || !strings.Contains(r.stdout, " go1.") {
 		t.Errorf("version: %q", r.stdout)
 	}
+	if flag := cli(t, nil, "--version"); flag.stdout != r.stdout {
+		t.Errorf("--version %q, version %q", flag.stdout, r.stdout)
+	}
 	r = cli(t, nil, "version", "-o", "json")
-	if !strings.Contains(r.stdout, `"version": "dev"`) {
-		t.Errorf("version json: %q", r.stdout)
+	var v versionInfo
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Version == "" || v.Go == "" {
+		t.Errorf("version json: %q %v", r.stdout, err)
 	}
 	wantCode(t, cli(t, nil, "config", "check", "/nonexistent/fusebox.yaml"), exitError, "/nonexistent/fusebox.yaml")
 	wantCode(t, cli(t, nil, "config", "check"), exitUsage, "Usage: fusebox config check FILE")
