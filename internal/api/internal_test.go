@@ -107,6 +107,13 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"AlertTestRequest":     reflect.TypeFor[AlertTestRequest](),
 		"AlertTestResponse":    reflect.TypeFor[AlertTestResponse](),
 		"AlertTestResult":      reflect.TypeFor[AlertTestResult](),
+		"ImageList":            reflect.TypeFor[ImageList](),
+		"ImageSummary":         reflect.TypeFor[ImageSummary](),
+		"ImageLoadLine":        reflect.TypeFor[ImageLoadLine](),
+		"ImageProgress":        reflect.TypeFor[ImageProgress](),
+		"ImageHostResult":      reflect.TypeFor[ImageHostResult](),
+		"ImageRequest":         reflect.TypeFor[ImageRequest](),
+		"ImageResults":         reflect.TypeFor[ImageResults](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

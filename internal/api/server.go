@@ -40,6 +40,7 @@ type Server struct {
 	alerts       Alerts    // nil: no /v1/alerts (SetAlerts)
 	workflows    Workflows // nil: no /v1/workflows (SetWorkflows)
 	breakers     Breakers  // nil: no /v1/breakers (SetBreakers)
+	images       Images    // nil: no /v1/images (SetImages)
 	recorder     Recorder  // nil: no POST /v1/mcp/tool-calls (SetRecorder)
 }
 
@@ -93,6 +94,10 @@ func New(cfg Config, svc Service, fl Fleet, m *metrics.Metrics, logger *slog.Log
 		{pattern: "POST /v1/alerts/test", role: RoleAdmin, handler: s.testAlerts},
 
 		{pattern: "GET /v1/breakers", role: RoleRead, handler: s.listBreakers},
+		{pattern: "GET /v1/images", role: RoleRead, handler: s.listImages},
+		{pattern: "POST /v1/images/load", role: RoleAdmin, stream: true, handler: s.loadImage},
+		{pattern: "POST /v1/images/pull", role: RoleAdmin, stream: true, handler: s.pullImage},
+		{pattern: "POST /v1/images/remove", role: RoleAdmin, handler: s.removeImage},
 		{pattern: "POST /v1/mcp/tool-calls", role: RoleRead, handler: s.recordToolCall},
 		{pattern: "GET /v1/hosts", role: RoleRead, handler: s.listHosts},
 		{pattern: "GET /v1/hosts/transitions", role: RoleRead, handler: s.hostTransitions},

@@ -180,6 +180,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	srv.API.SetAlerts(alertsView{m: am, st: st})
 	srv.API.SetWorkflows(wv)
 	srv.API.SetBreakers(fl.Breakers())
+	srv.API.SetImages(images)
 	dash, err := ui.New(ui.Options{Jobs: svc, Fleet: fv, Events: ev, Workflows: wv, Breakers: fl.Breakers(), Auth: srv.API, Logger: logger})
 	if err != nil {
 		st.Close()
