@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fusebox/breaker"
+	"fusebox/internal/enginetest"
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/job"
@@ -25,18 +26,6 @@ import (
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-// waitFor polls cond until it holds or 15s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // env is a real SQLite store with a real event bus over it.
 type env struct {
@@ -304,7 +293,7 @@ func TestBreakerOpenFiresAndResolves(t *testing.T) {
 	e.src.set(hosts([]string{"h1", "h2"}, "h1"))
 	e.start(t, Options{ExternalURL: "https://fusebox.example:7070"}, s.receiver("ops"))
 
-	waitFor(t, "the firing alert", func() bool { return len(s.ok()) == 1 })
+	enginetest.Eventually(t, 15*time.Second, "the firing alert", func() bool { return len(s.ok()) == 1 })
 	d := s.ok()[0]
 	if d.verr != nil {
 		t.Fatalf("Verify: %v", d.verr)
@@ -335,8 +324,8 @@ func TestBreakerOpenFiresAndResolves(t *testing.T) {
 	}
 
 	e.src.set(hosts([]string{"h1", "h2"}))
-	waitFor(t, "the resolved alert", func() bool { return len(s.ok()) == 2 })
-	waitFor(t, "two alert.delivery events", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "the resolved alert", func() bool { return len(s.ok()) == 2 })
+	enginetest.Eventually(t, 15*time.Second, "two alert.delivery events", func() bool {
 		evs, _ := e.db.EventList(t.Context(), store.EventListParams{Filter: event.Filter{Types: []string{event.TypeAlertDelivery}}})
 		return len(evs) == 2
 	})
@@ -372,7 +361,7 @@ func TestEventWakesEvaluator(t *testing.T) {
 		Data: event.MarshalData(event.Breaker{Name: "host h1", From: "closed", To: "open"})}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the firing alert", func() bool { return len(s.ok()) == 1 })
+	enginetest.Eventually(t, 15*time.Second, "the firing alert", func() bool { return len(s.ok()) == 1 })
 	if got := what(s.ok()[0]); got != "FuseboxBreakerOpen h1 firing" {
 		t.Fatalf("delivery %q", got)
 	}
@@ -400,12 +389,12 @@ func TestRetriedInOrder(t *testing.T) {
 	states := func(want int) func() bool {
 		return func() bool { ss, _ := e.db.AlertStates(t.Context()); return len(ss) == want }
 	}
-	waitFor(t, "h1 firing stored", states(1))
+	enginetest.Eventually(t, 15*time.Second, "h1 firing stored", states(1))
 	e.src.set(hosts(names, "h1", "h2"))
-	waitFor(t, "h2 firing stored", states(2))
+	enginetest.Eventually(t, 15*time.Second, "h2 firing stored", states(2))
 	e.src.set(hosts(names, "h2"))
 
-	waitFor(t, "three deliveries", func() bool { return len(s.ok()) == 3 })
+	enginetest.Eventually(t, 15*time.Second, "three deliveries", func() bool { return len(s.ok()) == 3 })
 	want := []string{"FuseboxBreakerOpen h1 firing", "FuseboxBreakerOpen h2 firing", "FuseboxBreakerOpen h1 resolved"}
 	if got := whats(s.ok()); !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)
@@ -416,7 +405,7 @@ func TestRetriedInOrder(t *testing.T) {
 	}
 	checkOncePerID(t, s)
 	var evs []event.Event
-	waitFor(t, "three alert.delivery events", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "three alert.delivery events", func() bool {
 		evs, _ = e.db.EventList(t.Context(), store.EventListParams{Filter: event.Filter{Types: []string{event.TypeAlertDelivery}}})
 		return len(evs) == 3
 	})
@@ -424,7 +413,7 @@ func TestRetriedInOrder(t *testing.T) {
 	if len(evs) != 3 || json.Unmarshal(evs[0].Data, &ad) != nil || ad.Attempts != 4 {
 		t.Fatalf("first alert.delivery %s; want attempts 4", evs[0].Data)
 	}
-	waitFor(t, "the observer", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "the observer", func() bool {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()
 		return obs.ok == 3 && obs.failed == 3 && obs.pending["ops"] == 0
@@ -458,12 +447,12 @@ func TestRestartDeliversPending(t *testing.T) {
 	}
 	names := []string{"h1", "h2", "h9"}
 	e.src.set(hosts(names, "h1"))
-	waitFor(t, "h1 firing", states("h1 firing"))
+	enginetest.Eventually(t, 15*time.Second, "h1 firing", states("h1 firing"))
 	e.src.set(hosts(names))
-	waitFor(t, "h1 resolved", states("h1 resolved"))
+	enginetest.Eventually(t, 15*time.Second, "h1 resolved", states("h1 resolved"))
 	e.src.set(hosts(names, "h2"))
-	waitFor(t, "h2 firing", states("h1 resolved", "h2 firing"))
-	waitFor(t, "a failed attempt", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "h2 firing", states("h1 resolved", "h2 firing"))
+	enginetest.Eventually(t, 15*time.Second, "a failed attempt", func() bool {
 		st, _ := e.db.AlertReceiverStats(t.Context())
 		return len(st) == 1 && st[0].Pending == 3 && st[0].LastError != ""
 	})
@@ -475,7 +464,7 @@ func TestRestartDeliversPending(t *testing.T) {
 	e.src.set(hosts(names)) // h2 recovers while no Manager runs
 	s.setDown(false)
 	e.start(t, Options{}, s.receiver("ops"))
-	waitFor(t, "four deliveries", func() bool { return len(s.ok()) == 4 })
+	enginetest.Eventually(t, 15*time.Second, "four deliveries", func() bool { return len(s.ok()) == 4 })
 	want := []string{"FuseboxBreakerOpen h1 firing", "FuseboxBreakerOpen h1 resolved", "FuseboxBreakerOpen h2 firing", "FuseboxBreakerOpen h2 resolved"}
 	if got := whats(s.ok()); !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)
@@ -498,14 +487,14 @@ func TestDeadReceiverHoldsUpOnlyItself(t *testing.T) {
 	e.start(t, Options{}, dead.receiver("dead"), live.receiver("live"))
 	for i, h := range names[:3] {
 		e.src.set(hosts(names, h))
-		waitFor(t, "delivered to live", func() bool { return len(live.ok()) == 2*i+1 })
+		enginetest.Eventually(t, 15*time.Second, "delivered to live", func() bool { return len(live.ok()) == 2*i+1 })
 		e.src.set(hosts(names))
-		waitFor(t, "delivered to live", func() bool { return len(live.ok()) == 2*i+2 })
+		enginetest.Eventually(t, 15*time.Second, "delivered to live", func() bool { return len(live.ok()) == 2*i+2 })
 	}
 	if n := len(dead.ok()); n != 0 {
 		t.Fatalf("the dead receiver got %d", n)
 	}
-	waitFor(t, "six pending for dead, none for live", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "six pending for dead, none for live", func() bool {
 		st, _ := e.db.AlertReceiverStats(t.Context())
 		return len(st) == 2 && st[0].Receiver == "dead" && st[0].Pending == 6 && st[0].LastError != "" && st[1].Pending == 0
 	})
@@ -518,7 +507,7 @@ func TestRepeatInterval(t *testing.T) {
 	s := newSink(t)
 	e.src.set(Snapshot{Queued: 90, MaxQueued: 100})
 	e.start(t, Options{RepeatInterval: 100 * time.Millisecond}, s.receiver("ops"))
-	waitFor(t, "three notices", func() bool { return len(s.ok()) >= 3 })
+	enginetest.Eventually(t, 15*time.Second, "three notices", func() bool { return len(s.ok()) >= 3 })
 	ds := s.ok()[:3]
 	for i, d := range ds {
 		if what(d) != "FuseboxQueueNearlyFull firing" || d.msg.Alerts[0].Fingerprint != ds[0].msg.Alerts[0].Fingerprint ||
@@ -538,7 +527,7 @@ func TestNoRepeatAcrossRestart(t *testing.T) {
 	s := newSink(t)
 	e.src.set(Snapshot{Hosts: []HostSnapshot{{Name: "h1", State: fleet.HostIsolated, Breaker: breaker.StateForcedOpen}}})
 	m1 := e.start(t, Options{}, s.receiver("ops"))
-	waitFor(t, "all hosts out", func() bool { return len(s.ok()) == 1 })
+	enginetest.Eventually(t, 15*time.Second, "all hosts out", func() bool { return len(s.ok()) == 1 })
 	if got := what(s.ok()[0]); got != "FuseboxAllHostsOut firing" { // an isolated host is no FuseboxBreakerOpen
 		t.Fatalf("delivered %q", got)
 	}
@@ -548,7 +537,7 @@ func TestNoRepeatAcrossRestart(t *testing.T) {
 	if _, err := e.db.EventAppend(t.Context(), event.Event{At: time.Now(), Type: event.TypeHostState, Host: "h1"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the cursor", func() bool { c, _ := e.db.AlertCursor(t.Context()); return c > 0 })
+	enginetest.Eventually(t, 15*time.Second, "the cursor", func() bool { c, _ := e.db.AlertCursor(t.Context()); return c > 0 })
 	m2.Stop()
 	if n := len(s.all()); n != 1 {
 		t.Fatalf("%d requests after a restart, want 1: %q", n, whats(s.all()))
@@ -599,7 +588,7 @@ func TestSnapshotErrorKeepsAlerts(t *testing.T) {
 	s := newSink(t)
 	e.src.set(hosts([]string{"h1", "h9"}, "h1"))
 	e.start(t, Options{}, s.receiver("ops"))
-	waitFor(t, "firing", func() bool { return len(s.ok()) == 1 })
+	enginetest.Eventually(t, 15*time.Second, "firing", func() bool { return len(s.ok()) == 1 })
 	e.src.mu.Lock()
 	e.src.err, e.src.snap = errors.New("fleet unavailable"), Snapshot{}
 	e.src.mu.Unlock()
@@ -607,7 +596,7 @@ func TestSnapshotErrorKeepsAlerts(t *testing.T) {
 	if _, err := e.db.EventAppend(t.Context(), event.Event{At: time.Now(), Type: event.TypeHostState, Host: "h1"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the cursor past the event", func() bool { c, _ := e.db.AlertCursor(t.Context()); return c > 0 })
+	enginetest.Eventually(t, 15*time.Second, "the cursor past the event", func() bool { c, _ := e.db.AlertCursor(t.Context()); return c > 0 })
 	ss, _ := e.db.AlertStates(t.Context())
 	if len(ss) != 1 || ss[0].Status != store.AlertFiring || len(s.all()) != 1 {
 		t.Fatalf("after snapshot errors: states %+v, requests %q", ss, whats(s.all()))
@@ -639,7 +628,7 @@ func TestJobLost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "firing and resolved", func() bool { return len(s.ok()) == 2 })
+	enginetest.Eventually(t, 15*time.Second, "firing and resolved", func() bool { return len(s.ok()) == 2 })
 	want := []string{"FuseboxJobLost h1j1 firing", "FuseboxJobLost h1j1 resolved"}
 	if got := whats(s.ok()); !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)

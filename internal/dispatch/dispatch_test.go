@@ -41,7 +41,7 @@ func TestJobRunsToSuccessWithLogsAndTransitions(t *testing.T) {
 	}
 	// The container is gone once the job has ended.
 	h := r.fleet.Host(done.Host)
-	eventually(t, 10*time.Second, "container removed", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "container removed", func() bool {
 		_, err := h.Client().Inspect(context.Background(), done.ContainerID)
 		return errors.Is(err, engine.ErrNotFound)
 	})
@@ -127,7 +127,7 @@ func TestCancelAndTimeoutStopTheContainer(t *testing.T) {
 		t.Fatalf("cancelled job ended %+v", j)
 	}
 	h := r.fleet.Host(running.Host)
-	eventually(t, 10*time.Second, "cancelled container removed", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "cancelled container removed", func() bool {
 		_, err := h.Client().Inspect(ctx, running.ContainerID)
 		return errors.Is(err, engine.ErrNotFound)
 	})
@@ -154,7 +154,7 @@ func TestCancelQueuedJob(t *testing.T) {
 		r.fleet.Drain(h.Name())
 	}
 	j := r.submit(r.spec("exit", "0"))
-	eventually(t, 10*time.Second, "queued reason", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "queued reason", func() bool {
 		g, _ := r.d.Get(context.Background(), j.ID)
 		return strings.Contains(g.Reason, "draining")
 	})
@@ -178,7 +178,7 @@ func TestAllHostsDownQueueIsBoundedAndDrains(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "every breaker open", func() bool {
+	enginetest.Eventually(t, 20*time.Second, "every breaker open", func() bool {
 		for _, h := range r.fleet.Statuses() {
 			if h.Breaker.State == "closed" {
 				return false
@@ -243,7 +243,7 @@ func TestHungHostTripsAloneAndJobsFailOver(t *testing.T) {
 	}
 	hungAt := time.Now()
 	var openedAt time.Time
-	eventually(t, 20*time.Second, "the hung host's breaker to open", func() bool {
+	enginetest.Eventually(t, 20*time.Second, "the hung host's breaker to open", func() bool {
 		submit(1)
 		for _, tr := range r.fleet.Transitions() {
 			if tr.Host == hung && tr.To == "open" {
@@ -296,7 +296,7 @@ func TestHungHostTripsAloneAndJobsFailOver(t *testing.T) {
 	}
 	t.Logf("resume to breaker closed: %v", closedAt.Sub(resumedAt).Round(time.Millisecond))
 	// And it takes jobs again.
-	eventually(t, 30*time.Second, "a job placed on the recovered host", func() bool {
+	enginetest.Eventually(t, 30*time.Second, "a job placed on the recovered host", func() bool {
 		j := r.submit(r.spec("exit", "0"))
 		j = r.wait(j.ID, 30*time.Second)
 		return j.Host == hung

@@ -103,7 +103,7 @@ func TestLaunchOnAHostThatHangsAfterActingIsFencedUntilDeclaredLost(t *testing.T
 	defer a.Resume()
 	r.fleet.Release(b.Name)
 	cb := direct(t, b)
-	eventually(t, 60*time.Second, "attempt 2 running on "+b.Name, func() bool {
+	enginetest.Eventually(t, 60*time.Second, "attempt 2 running on "+b.Name, func() bool {
 		g, _ := r.d.Get(context.Background(), j.ID)
 		return g.State == job.StateRunning && g.Host == b.Name && g.Attempt == 2
 	})
@@ -122,7 +122,7 @@ func TestLaunchOnAHostThatHangsAfterActingIsFencedUntilDeclaredLost(t *testing.T
 		t.Fatal(err)
 	}
 	ca := direct(t, a)
-	eventually(t, 60*time.Second, "the fenced container removed from "+a.Name, func() bool {
+	enginetest.Eventually(t, 60*time.Second, "the fenced container removed from "+a.Name, func() bool {
 		return len(containersOf(t, ca, j.ID)) == 0 && r.fleet.Host(a.Name).Fenced() == 0
 	})
 	atts, _ = r.d.Attempts(context.Background(), j.ID)
@@ -280,7 +280,7 @@ func TestRecoveryDatesTheLostHostClockFromTheRestart(t *testing.T) {
 	}
 	left, _ := st.JobGetByID(context.Background(), j.ID)
 	st.Close()
-	eventually(t, 30*time.Second, "the outage of fusebox outlasts LostAfter", func() bool {
+	enginetest.Eventually(t, 30*time.Second, "the outage of fusebox outlasts LostAfter", func() bool {
 		return time.Since(left.UpdatedAt) > lostAfter+time.Second
 	})
 	restarted := time.Now()
@@ -296,12 +296,12 @@ func TestRecoveryDatesTheLostHostClockFromTheRestart(t *testing.T) {
 		t.Fatalf("reason %q: want the container fenced", done.Reason)
 	}
 	// The host's count of fences follows the commit that stored the fence.
-	eventually(t, 5*time.Second, "the container fenced on "+a.Name, func() bool { return r.fleet.Host(a.Name).Fenced() == 1 })
+	enginetest.Eventually(t, 5*time.Second, "the container fenced on "+a.Name, func() bool { return r.fleet.Host(a.Name).Fenced() == 1 })
 	if err := a.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	ca := direct(t, a)
-	eventually(t, 60*time.Second, "the fenced container removed", func() bool {
+	enginetest.Eventually(t, 60*time.Second, "the fenced container removed", func() bool {
 		return len(containersOf(t, ca, j.ID)) == 0 && r.fleet.Host(a.Name).Fenced() == 0
 	})
 }
@@ -320,7 +320,7 @@ func TestDaemonRestartIsAHostFaultNotTheJobs(t *testing.T) {
 	if err := a.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "attempt 2 on "+b.Name, func() bool {
+	enginetest.Eventually(t, 60*time.Second, "attempt 2 on "+b.Name, func() bool {
 		g, _ := r.d.Get(context.Background(), j.ID)
 		return g.Attempt == 2 && g.Host == b.Name
 	})

@@ -25,7 +25,7 @@ func TestRestartAdoptsRunningJobsAndNeverCreatesTwice(t *testing.T) {
 	for range 8 {
 		ids = append(ids, r.submit(r.spec("sleep", "2s", "print", "done")).ID)
 	}
-	eventually(t, 30*time.Second, "some jobs running", func() bool {
+	enginetest.Eventually(t, 30*time.Second, "some jobs running", func() bool {
 		n := 0
 		for _, id := range ids {
 			if j, _ := r.d.Get(context.Background(), id); j.State == job.StateRunning {
@@ -50,7 +50,7 @@ func TestRestartAdoptsRunningJobsAndNeverCreatesTwice(t *testing.T) {
 		}
 		atts, _ := r.d.Attempts(context.Background(), id)
 		for _, a := range atts {
-			eventually(t, 5*time.Second, "create event", func() bool { return creates(cc, id, a.Number) >= 1 })
+			enginetest.Eventually(t, 5*time.Second, "create event", func() bool { return creates(cc, id, a.Number) >= 1 })
 			if n := creates(cc, id, a.Number); n != 1 {
 				t.Fatalf("job %s attempt %d: %d containers created", id, a.Number, n)
 			}
@@ -160,7 +160,7 @@ func TestJobOnALostHostIsRescheduled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	eventually(t, 30*time.Second, "stale container removed", func() bool {
+	enginetest.Eventually(t, 30*time.Second, "stale container removed", func() bool {
 		cts, err := c.List(ctx, map[string]string{job.LabelJobID: j.ID})
 		return err == nil && len(cts) == 0
 	})
@@ -181,7 +181,7 @@ func TestLaunchOnAHostThatHangsFailsOverWhenItsBreakerOpens(t *testing.T) {
 	defer hung.Resume()
 	start := time.Now()
 	j := r.submit(r.spec("print", "ok"))
-	eventually(t, 10*time.Second, "the job placed on the hung host", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "the job placed on the hung host", func() bool {
 		g, _ := r.d.Get(context.Background(), j.ID)
 		return g.State == job.StateLaunching && g.Host == hung.Name
 	})

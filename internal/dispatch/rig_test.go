@@ -170,23 +170,12 @@ func (r *rig) wait(id string, timeout time.Duration) *job.Job {
 func (r *rig) waitState(id string, want job.State, timeout time.Duration) *job.Job {
 	r.t.Helper()
 	var j *job.Job
-	eventually(r.t, timeout, "job "+id+" "+string(want), func() bool {
+	enginetest.Eventually(r.t, timeout, "job "+id+" "+string(want), func() bool {
 		var err error
 		j, err = r.d.Get(context.Background(), id)
 		return err == nil && j.State == want
 	})
 	return j
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // countCreates counts container creations per job attempt (key

@@ -43,7 +43,7 @@ func TestUnplaceableJobsDoNotDelayOthers(t *testing.T) {
 	t.Logf("the free job ran %v after its submission, behind %d stuck jobs", time.Since(submitted).Round(time.Millisecond), len(stuck))
 
 	// The stuck jobs wait, with the reason, on no attempt.
-	eventually(t, 10*time.Second, "the stuck jobs' waiting reason", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "the stuck jobs' waiting reason", func() bool {
 		for _, id := range []string{stuck[0], stuck[len(stuck)-1]} {
 			j, err := r.d.Get(context.Background(), id)
 			if err != nil || j.State != job.StateQueued || j.Attempt != 0 || j.Reason != "waiting for a host: no host available ("+engines.Engines[0].Name+": labels do not match; ghost: isolated)" {
@@ -74,7 +74,7 @@ func TestSubSecondBackoff(t *testing.T) {
 	j := r.submit(s)
 
 	var ts []job.Transition
-	eventually(t, 15*time.Second, "a relaunch after the backoff", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "a relaunch after the backoff", func() bool {
 		var err error
 		ts, err = r.d.Transitions(context.Background(), j.ID)
 		if err != nil {
@@ -147,7 +147,7 @@ func TestRetention(t *testing.T) {
 	finish("recently-finished", time.Now().Add(-30*time.Second))
 	insert("old-queued", long, map[string]string{"pool": "ghost"}) // waits for the isolated host
 
-	eventually(t, 10*time.Second, "the old finished job deleted", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "the old finished job deleted", func() bool {
 		_, err := r.d.Get(ctx, "old-finished")
 		return err != nil
 	})

@@ -88,14 +88,14 @@ func TestFailedStoreWritesAreRetriedNotDropped(t *testing.T) {
 	// The start has happened; its answer comes in a second. Lock the
 	// store until the running transition has failed a few times.
 	unlock := lockDB(t, r.dbPath)
-	eventually(t, 30*time.Second, "the running transition failing", func() bool { return failures.Load() >= 3 })
+	enginetest.Eventually(t, 30*time.Second, "the running transition failing", func() bool { return failures.Load() >= 3 })
 	unlock()
 	r.waitState(j.ID, job.StateRunning, 30*time.Second)
 
 	// Again for the end of the run.
 	before := failures.Load()
 	unlock = lockDB(t, r.dbPath)
-	eventually(t, 30*time.Second, "the terminal transition failing", func() bool { return failures.Load() >= before+3 })
+	enginetest.Eventually(t, 30*time.Second, "the terminal transition failing", func() bool { return failures.Load() >= before+3 })
 	unlock()
 	done := r.wait(j.ID, 30*time.Second)
 	if done.State != job.StateSucceeded || done.Attempt != 1 {
@@ -105,7 +105,7 @@ func TestFailedStoreWritesAreRetriedNotDropped(t *testing.T) {
 	if err != nil || string(logs.Stdout) != "kept\n" {
 		t.Fatalf("logs %q, %v", logs.Stdout, err)
 	}
-	eventually(t, 10*time.Second, "the slot given back once", func() bool { return h.Running() == 0 })
+	enginetest.Eventually(t, 10*time.Second, "the slot given back once", func() bool { return h.Running() == 0 })
 	if n := h.Running(); n != 0 {
 		t.Fatalf("host counts %d running jobs after the job ended", n)
 	}

@@ -16,22 +16,12 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-// eventually calls f until it returns nil or the timeout passes.
+// eventually calls f until it returns nil or the timeout passes (then the
+// test fails with f's last error), through Eventually.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	delay := 10 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 200*time.Millisecond)
-	}
+	var err error
+	Eventually(t, timeout, what, func() bool { err = f(); return err == nil }, func() string { return "last error: " + err.Error() })
 }
 
 // runResult is what runJob saw.

@@ -212,15 +212,22 @@ func Shared(tb testing.TB, n int) *Fleet {
 
 // Eventually polls cond, more slowly as time goes on (10 ms up to 200 ms),
 // until it holds; if it still does not after timeout, the test fails,
-// naming what it waited for. It is the test suites' one way to wait for a
-// state that no event announces.
-func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+// naming what it waited for and, given detail, what detail says of the
+// state then. It is the test suites' one way to wait for a state that no
+// event announces.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool, detail ...func() string) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	delay := 10 * time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting until %s", timeout, what)
+			msg := ""
+			for _, d := range detail {
+				if d != nil {
+					msg += "\n" + d()
+				}
+			}
+			tb.Fatalf("timed out after %v waiting until %s%s", timeout, what, msg)
 		}
 		time.Sleep(delay)
 		delay = min(2*delay, 200*time.Millisecond)

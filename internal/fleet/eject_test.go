@@ -60,7 +60,7 @@ func TestEjectionForSlownessIsCapped(t *testing.T) {
 		}
 	}
 	var kept fleet.HostStatus
-	eventually(t, 20*time.Second, "one slow host ejected and the other kept, degraded", func() bool {
+	enginetest.Eventually(t, 20*time.Second, "one slow host ejected and the other kept, degraded", func() bool {
 		st := states(f)
 		open, keptN := 0, 0
 		for _, e := range []*enginetest.Engine{slow1, slow2} {
@@ -107,7 +107,7 @@ func TestEveryHostSlowKeepsTheLastIn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "two hosts ejected, the last kept in", func() bool {
+	enginetest.Eventually(t, 20*time.Second, "two hosts ejected, the last kept in", func() bool {
 		open, lastIn := 0, 0
 		for _, s := range states(f) {
 			switch {

@@ -17,17 +17,6 @@ import (
 	"fusebox/internal/fleet"
 )
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 var detectRounds = flag.Int("detect.rounds", 1, "rounds of TestDefaultsDetectHungAndDeadHosts; with more than one it logs the median hang→open and kill→open times")
 
 // watch returns the breaker transitions of the named host as they happen.
@@ -103,7 +92,7 @@ func TestDefaultsDetectHungAndDeadHosts(t *testing.T) {
 		}
 		t.Cleanup(f.Stop)
 		h := f.Host(sick.Name)
-		eventually(t, 10*time.Second, "the host healthy", func() bool { return h.Status().State == fleet.HostHealthy })
+		enginetest.Eventually(t, 10*time.Second, "the host healthy", func() bool { return h.Status().State == fleet.HostHealthy })
 
 		randomPhase()
 		at := time.Now()
@@ -175,7 +164,7 @@ func TestDefaultsDoNotEjectALoadedHost(t *testing.T) {
 	}
 	defer f.Stop()
 	h := f.Host(e.Name)
-	eventually(t, 10*time.Second, "the host healthy", func() bool { return h.Status().State == fleet.HostHealthy })
+	enginetest.Eventually(t, 10*time.Second, "the host healthy", func() bool { return h.Status().State == fleet.HostHealthy })
 
 	load, err := engine.New(ec)
 	if err != nil {
@@ -268,7 +257,7 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 	}
 	defer f.Stop()
 	hung, other := f.Host(engines.Engines[0].Name), f.Host(engines.Engines[1].Name)
-	eventually(t, 10*time.Second, "both hosts healthy", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "both hosts healthy", func() bool {
 		return hung.Status().State == fleet.HostHealthy && other.Status().State == fleet.HostHealthy
 	})
 
@@ -276,7 +265,7 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	hungAt := time.Now()
-	eventually(t, 10*time.Second, "the hung host's breaker to open", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "the hung host's breaker to open", func() bool {
 		s := hung.Status().State
 		return s == fleet.HostUnavailable || s == fleet.HostProbing
 	})
@@ -292,7 +281,7 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumedAt := time.Now()
-	eventually(t, 15*time.Second, "the resumed host's breaker to close", func() bool {
+	enginetest.Eventually(t, 15*time.Second, "the resumed host's breaker to close", func() bool {
 		return hung.Status().Breaker.State == "closed"
 	})
 	t.Logf("breaker closed %v after the resume", time.Since(resumedAt).Round(time.Millisecond))
@@ -340,7 +329,7 @@ func TestCanaryKeepsJobsOffAHostThatCannotStartContainers(t *testing.T) {
 	}
 	defer f.Stop()
 	h := f.Host(broken.Name)
-	eventually(t, 30*time.Second, "the broken host's canary to fail", h.CanaryFailing)
+	enginetest.Eventually(t, 30*time.Second, "the broken host's canary to fail", h.CanaryFailing)
 	if st := h.Status(); st.State != fleet.HostDegraded {
 		t.Fatalf("broken host status %+v", st)
 	}
@@ -361,7 +350,7 @@ func TestCanaryKeepsJobsOffAHostThatCannotStartContainers(t *testing.T) {
 	if err := broken.FixStarts(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the repaired host's canary to pass", func() bool { return !h.CanaryFailing() })
+	enginetest.Eventually(t, 30*time.Second, "the repaired host's canary to pass", func() bool { return !h.CanaryFailing() })
 	placed := false
 	for range 4 {
 		l, err := f.Place(fleet.Request{})

@@ -158,7 +158,7 @@ func (r *rig) wait(id string, timeout time.Duration) (*wfrun.Run, map[string]wfr
 	r.t.Helper()
 	var run *wfrun.Run
 	var steps []wfrun.Step
-	eventually(r.t, timeout, "run "+id+" to end", func() bool {
+	enginetest.Eventually(r.t, timeout, "run "+id+" to end", func() bool {
 		var err error
 		run, steps, err = r.runner.Get(context.Background(), id)
 		if err != nil {
@@ -186,21 +186,6 @@ func dump(run *wfrun.Run, steps []wfrun.Step) string {
 		out += "\n  " + s.ID + ": " + string(s.State) + " try " + strconv.Itoa(s.Try) + " (" + s.Reason + ") why " + s.WhyRan
 	}
 	return out
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool, detail func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			msg := ""
-			if detail != nil {
-				msg = "\n" + detail()
-			}
-			t.Fatalf("timed out after %v waiting for %s%s", timeout, what, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // jobsOf returns the jobs of a run's step, oldest first.

@@ -279,7 +279,7 @@ func TestBreakerCountsOwnFailuresNotTheFleets(t *testing.T) {
 	fixed := resolved("always-fails", r.sh("s", "true"))
 	fixed.UseCircuitBreaker, fixed.CircuitBreaker = true, w.CircuitBreaker
 	var probe *wfrun.Run
-	eventually(t, 10*time.Second, "the breaker to admit a probe", func() bool {
+	enginetest.Eventually(t, 10*time.Second, "the breaker to admit a probe", func() bool {
 		run, err := r.runner.Submit(context.Background(), workflow.SubmitRequest{Workflow: fixed})
 		probe = run
 		return err == nil
@@ -339,7 +339,7 @@ func TestResumeAfterRestartRunsNothingTwice(t *testing.T) {
 	b.Inputs = []def.Input{{From: "a", Path: "/out", At: "/in"}}
 	c := def.Step{ID: "c", Image: r.img.Ref, Command: []string{testjob, "print", "done"}, DependsOn: []string{"b"}}
 	run := r.submit(workflow.SubmitRequest{Workflow: resolved("resume", a, b, c)})
-	eventually(t, time.Minute, "b to run", func() bool {
+	enginetest.Eventually(t, time.Minute, "b to run", func() bool {
 		_, steps, err := r.runner.Get(context.Background(), run.ID)
 		return err == nil && byID(steps)["b"].State == wfrun.StepRunning
 	}, nil)
@@ -366,7 +366,7 @@ func TestCancelAndTimeout(t *testing.T) {
 	after := r.sh("after", "true")
 	after.DependsOn = []string{"long"}
 	run := r.submit(workflow.SubmitRequest{Workflow: resolved("cancel-me", long, after)})
-	eventually(t, time.Minute, "long to run", func() bool {
+	enginetest.Eventually(t, time.Minute, "long to run", func() bool {
 		_, steps, err := r.runner.Get(context.Background(), run.ID)
 		return err == nil && byID(steps)["long"].State == wfrun.StepRunning
 	}, nil)
@@ -377,7 +377,7 @@ func TestCancelAndTimeout(t *testing.T) {
 	if got.State != wfrun.RunCancelled || got.Cause != wfrun.CauseCancelled || steps["long"].State != wfrun.StepCancelled || steps["after"].State != wfrun.StepSkipped {
 		t.Fatalf("cancelled run: %s", dump(got, nil))
 	}
-	eventually(t, 30*time.Second, "the job to be cancelled", func() bool {
+	enginetest.Eventually(t, 30*time.Second, "the job to be cancelled", func() bool {
 		j, err := r.d.Get(context.Background(), steps["long"].JobID)
 		return err == nil && j.State == job.StateCancelled
 	}, nil)
@@ -403,7 +403,7 @@ func TestResumedRunStillCountsAgainstItsBreaker(t *testing.T) {
 	w.UseCircuitBreaker = true
 	w.CircuitBreaker = def.Breaker{FailureThreshold: 1, ResetTimeout: time.Minute}
 	run := r.submit(workflow.SubmitRequest{Workflow: w})
-	eventually(t, time.Minute, "s to run", func() bool {
+	enginetest.Eventually(t, time.Minute, "s to run", func() bool {
 		_, steps, err := r.runner.Get(context.Background(), run.ID)
 		return err == nil && byID(steps)["s"].State == wfrun.StepRunning
 	}, nil)
@@ -427,7 +427,7 @@ func TestHostFailureFailsOverWithoutAStepRetry(t *testing.T) {
 		Retries: def.Retries{Max: 2, BackoffFactor: 0.1}}
 	run := r.submit(workflow.SubmitRequest{Workflow: resolved("host-hangs", s)})
 	var host string
-	eventually(t, time.Minute, "s to run", func() bool {
+	enginetest.Eventually(t, time.Minute, "s to run", func() bool {
 		_, steps, err := r.runner.Get(context.Background(), run.ID)
 		host = byID(steps)["s"].Host
 		return err == nil && byID(steps)["s"].State == wfrun.StepRunning
