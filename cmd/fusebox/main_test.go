@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -536,4 +538,40 @@ func TestVersionAndConfigCheck(t *testing.T) {
 	}
 	wantCode(t, cli(t, nil, "config", "check", "/nonexistent/fusebox.yaml"), exitError, "/nonexistent/fusebox.yaml")
 	wantCode(t, cli(t, nil, "config", "check"), exitUsage, "Usage: fusebox config check FILE")
+}
+
+// config check applies serve's rules too, and warns about FUSEBOX_*
+// variables that match no setting; config show prints the configuration
+// in force with the environment applied and secrets redacted.
+func TestConfigCheckAndShow(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	notDir := write("file", "")
+	t.Setenv("FUSEBOX_POLL_INTERVALL", "1s")
+	r := cli(t, nil, "config", "check", write("open.yaml", "listen: 0.0.0.0:7070\n"))
+	wantCode(t, r, exitError, "beyond loopback without auth tokens", "$FUSEBOX_POLL_INTERVALL matches no setting", "FUSEBOX_POLL_INTERVAL?")
+	r = cli(t, nil, "config", "check", write("datadir.yaml", "data_dir: "+notDir+"/data\n"))
+	wantCode(t, r, exitError, "data_dir", "is not a directory")
+	r = cli(t, nil, "config", "check", write("net.yaml", "hosts:\n  - {name: e1, address: \"unix:///x.sock\", network_mode: \"container:abc\"}\n"))
+	wantCode(t, r, exitError, "hosts[0].network_mode")
+	wantCode(t, cli(t, nil, "config", "check", write("ok.yaml", "data_dir: "+dir+"/data\n")), 0)
+
+	t.Setenv("FUSEBOX_POLL_INTERVAL", "3s")
+	cfg := write("tokens.yaml", "auth:\n  tokens:\n    - {name: ci, token: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t, role: admin}\n")
+	r = cli(t, nil, "config", "show", cfg)
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, "poll_interval: 3s") || strings.Contains(r.stdout, "s3cr3t") || !strings.Contains(r.stdout, "<redacted>") {
+		t.Errorf("config show:\n%s", r.stdout)
+	}
+	r = cli(t, nil, "-o", "json", "config", "show", cfg)
+	var shown map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || shown["poll_interval"] != "3s" || strings.Contains(r.stdout, "s3cr3t") {
+		t.Errorf("config show -o json: %v\n%s", err, r.stdout)
+	}
 }

@@ -154,6 +154,13 @@ func (v *validator) hosts(hosts []Host) {
 				v.bad(p+".labels", "label names must not be empty")
 			}
 		}
+		switch m := h.NetworkMode; {
+		case m == "", m == "none", m == "bridge", m == "host", m == "default":
+		case strings.HasPrefix(m, "container:"):
+			v.bad(p+".network_mode", `must not be "container:...": job containers do not share another container's network (use none, bridge, host or a network's name)`)
+		case !networkNameRE.MatchString(m):
+			v.bad(p+".network_mode", `unknown network mode %q: use none, bridge, host, or the name of a network on the engine`, m)
+		}
 		v.atLeast(p+".capacity", h.Capacity, 1)
 		if !(h.Weight > 0) {
 			v.bad(p+".weight", "must be more than 0 (got %s)", fmtFloat(h.Weight))
@@ -162,6 +169,9 @@ func (v *validator) hosts(hosts []Host) {
 		}
 	}
 }
+
+// networkNameRE is a docker network's name.
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // checkAddress checks a Docker engine address; it returns its scheme, a
 // normal form to compare addresses by, and what is wrong with it ("" if
