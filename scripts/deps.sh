@@ -24,6 +24,10 @@ fi
 if $tests; then
 	command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 	command -v chromium >/dev/null 2>&1 || need+=(chromium)
+	# The registry tests run Debian's docker-registry (the CNCF distribution
+	# registry) with htpasswd auth; apache2-utils' htpasswd makes the file.
+	[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+	command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 fi
 for extra in "$@"; do
 	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -181,4 +182,140 @@ func TestJobWithAnImageNowhereFailsFast(t *testing.T) {
 			t.Errorf("host %s breaker %+v after a missing image", h.Name, h.Breaker)
 		}
 	}
+}
+
+// Jobs pull from a real registry (Debian's docker-registry, htpasswd auth)
+// with the configured credentials. With the registry stopped they wait in
+// the queue saying so, its breaker (registry/<host>) opens and no host's
+// breaker moves; once it is back they run. Wrong credentials fail the job
+// with the registry's message.
+func TestJobsPullFromARealRegistry(t *testing.T) {
+	engines := enginetest.ForTest(t, 3)
+	pusher := engines.Engines[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	good, err := enginetest.StartDistribution(ctx, enginetest.DistributionOptions{Dir: t.TempDir(), Users: map[string]string{"alice": "s3cret"}, Logf: t.Logf})
+	if err != nil {
+		if enginetest.InCI() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(func() { good.Close() })
+	bad, err := enginetest.StartDistribution(ctx, enginetest.DistributionOptions{Dir: t.TempDir(), Users: map[string]string{"bob": "right"}, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bad.Close() })
+	img := variantImage(t, "fusebox/reg:1", t.Name(), 0)
+	if err := enginetest.LoadImage(ctx, pusher.Host(), img); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := good.Push(ctx, pusher.Host(), img.Ref, "team/reg:1", "alice", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	badRef, err := bad.Push(ctx, pusher.Host(), img.Ref, "team/reg:1", "bob", "right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c := startServer(t, engines, func(cfg *config.Config) {
+		cfg.Hosts = cfg.Hosts[:2] // the pusher is no host of the fleet
+		cfg.Registries = []config.Registry{
+			{Host: good.Addr, Username: "alice", Password: "s3cret"},
+			{Host: bad.Addr, Username: "bob", Password: "wrong"},
+		}
+		cfg.Images.RegistryBreaker = config.RegistryBreaker{FailureThreshold: 1, ResetTimeout: time.Second}
+	})
+	spec := func(image string) job.Spec {
+		return job.Spec{Image: image, Command: []string{"cat", "/variant"}, PullPolicy: job.PullAlways}
+	}
+	run := func(image string) *job.Job {
+		t.Helper()
+		j, _, err := c.Submit(ctx, spec(image))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	wait := func(j *job.Job) *job.Job {
+		t.Helper()
+		got, err := c.Wait(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	hostsClosed := func() {
+		t.Helper()
+		hosts, err := c.Hosts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts {
+			if h.Breaker.State != "closed" || h.Breaker.ConsecutiveFailures != 0 {
+				t.Errorf("host %s breaker %+v: a registry's trouble moved it", h.Name, h.Breaker)
+			}
+		}
+	}
+
+	if got := wait(run(ref)); got.State != job.StateSucceeded {
+		t.Fatalf("pull with credentials: %s: %s", got.State, got.Reason)
+	}
+
+	if err := good.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waiting := []*job.Job{run(ref), run(ref)}
+	for _, j := range waiting {
+		eventuallyNil(t, 30*time.Second, "job "+j.ID+" waits for the registry", func() error {
+			d, err := c.Get(ctx, j.ID)
+			if err != nil {
+				return err
+			}
+			if d.Job.State != job.StateQueued || !strings.Contains(d.Job.Reason, "waiting for registry "+good.Addr) {
+				return fmt.Errorf("%s: %s", d.Job.State, d.Job.Reason)
+			}
+			return nil
+		})
+	}
+	eventuallyNil(t, 30*time.Second, "the registry's breaker opens", func() error {
+		bs, err := c.Breakers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
+			if b.Name == "registry/"+good.Addr {
+				if b.State.String() == "closed" && b.Trips == 0 {
+					return fmt.Errorf("%s is %s", b.Name, b.State)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no breaker registry/%s", good.Addr)
+	})
+	hostsClosed()
+
+	if err := good.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range waiting {
+		if got := wait(j); got.State != job.StateSucceeded {
+			t.Errorf("job %s after the registry came back: %s: %s", j.ID, got.State, got.Reason)
+		}
+	}
+
+	got := wait(run(badRef))
+	if got.State != job.StateFailed || got.Cause != job.CauseRefused || !strings.Contains(got.Reason, "unauthorized") {
+		t.Errorf("pull with a wrong password: %s (%s): %s, want failed with the registry's unauthorized", got.State, got.Cause, got.Reason)
+	}
+	hostsClosed()
+}
+
+// eventuallyNil waits, with enginetest.Eventually, until f returns nil,
+// saying what it last returned on a timeout.
+func eventuallyNil(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	var last error
+	enginetest.Eventually(t, timeout, what, func() bool { last = f(); return last == nil }, func() string { return fmt.Sprint(last) })
 }
