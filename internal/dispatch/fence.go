@@ -18,8 +18,9 @@ import (
 // whether the container exists, and
 //   - absent: the launch failed cleanly; the job is requeued (or fails when
 //     its attempts are used up), as for any host fault;
-//   - created, never started: it is started (a start is idempotent), and
-//     confirmed again if that answer is lost too;
+//   - created, never started: its inputs are unpacked (again: the lost
+//     launch may have stopped before or while it did) and it is started (a
+//     start is idempotent), and confirmed again if that answer is lost too;
 //   - running or exited: it is adopted and monitored like any started job;
 //   - the host does not answer for LostAfter: the job is declared lost
 //     under the lost-host policy, and a fence is stored with that
@@ -90,9 +91,29 @@ func (d *Dispatcher) confirm(ctx context.Context, hd *handle, h *fleet.Host, cau
 				return
 			}
 		case err == nil && ct.Status == "created":
-			// Created by this very attempt, never started: start it (a
-			// start is idempotent), and confirm again if that answer is
-			// lost too.
+			// Created by this very attempt, never started: unpack its
+			// inputs (the lost launch may have stopped before or while it
+			// did; unpacking again is harmless), start it (a start is
+			// idempotent), and confirm again if that answer is lost too.
+			if len(j.Spec.Inputs) > 0 {
+				cerr := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
+					err := d.cfg.Artifacts.CopyIn(ctx, c, ct.ID, j.Spec.Inputs)
+					if err != nil && !engineHostFault(err) {
+						// Not the host's fault: classed as the job's for its breaker.
+						return &artifactError{err: &engine.Error{Host: h.Name(), Op: "artifacts copy in", Class: engine.ClassJob, Err: err}}
+					}
+					return err
+				})
+				if errors.As(cerr, new(*artifactError)) {
+					if rerr := d.removeContainer(ctx, h, ct.ID); rerr == nil {
+						d.confirmedAbsent(ctx, hd, h, cerr, false, "its inputs could not be unpacked and it was removed")
+						return
+					}
+				}
+				if cerr != nil {
+					break // the host failed: confirm again
+				}
+			}
 			serr := h.CallBackground(fleet.WithLane(ctx, fleet.LaneLaunch), func(ctx context.Context, c *engine.Client) error {
 				return c.Start(ctx, ct.ID)
 			})
