@@ -42,6 +42,9 @@ bench: bench-breaker
 	$(GO) test -run '^$$' -bench DispatchWithDeadAlertReceiver -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench DiamondAgainstByHand -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench CopyOutIn -benchtime 5x ./internal/workflow/artifact/
+	$(GO) test -run '^$$' -bench ImageLoadAgainstDockerLoad -benchtime 3x ./internal/server/
+	$(GO) test -run '^$$' -bench ImageTransfer -benchtime 3x ./internal/server/
+	$(GO) test -run '^$$' -bench PullAgainstDockerPull -benchtime 3x ./internal/server/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting (make fmt)"; exit 1; }

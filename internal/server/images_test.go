@@ -55,7 +55,7 @@ func startServer(t testing.TB, engines *enginetest.Fleet, edit func(*config.Conf
 		}
 	})
 	c := apiclient.New("http://"+ln.Addr().String(), "")
-	waitUp(t.(*testing.T), c)
+	enginetest.Eventually(t, 30*time.Second, "the server answers", func() bool { return c.Health(context.Background()) == nil })
 	return srv, c
 }
 
