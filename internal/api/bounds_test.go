@@ -17,6 +17,7 @@ import (
 	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/api/apitest"
+	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -124,18 +125,15 @@ func TestFollowsAreBoundedPerToken(t *testing.T) {
 	// A finished job's logs are served at once and need no slot.
 	// End alice's first follow: her slot comes back.
 	first.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		res := openFollow(t, url, "alice-token")
-		if res.StatusCode == http.StatusOK {
-			break
+	status := 0
+	enginetest.Eventually(t, 5*time.Second, "a closed follow gives its slot back", func() bool {
+		res := openFollow(t, url, "alice-token") // the server notices the close in its own time
+		if status = res.StatusCode; status == http.StatusOK {
+			return true
 		}
 		res.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("a closed follow did not give its slot back")
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the server to notice the close
-	}
+		return false
+	}, func() string { return fmt.Sprintf("alice's follow: status %d", status) })
 }
 
 // A follow of a job that never starts ends, after FollowStartTimeout, with

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,18 +13,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"fusebox/internal/api"
 	"fusebox/internal/api/apitest"
+	"fusebox/internal/enginetest"
 )
 
-// serveTLS serves cfg on ln until the test ends and returns Serve's result
-// channel.
-func serveTLS(t *testing.T, cfg api.Config, ln net.Listener) <-chan error {
+// serveTLS serves cfg on ln, logging to log, until the test ends and
+// returns Serve's result channel.
+func serveTLS(t *testing.T, cfg api.Config, ln net.Listener, log *slog.Logger) <-chan error {
 	t.Helper()
-	srv := api.New(cfg, apitest.NewService(), apitest.NewFleet(), nil, slog.New(slog.DiscardHandler))
+	srv := api.New(cfg, apitest.NewService(), apitest.NewFleet(), nil, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -48,6 +51,24 @@ func servedCN(t *testing.T, addr string, roots *x509.CertPool) (string, error) {
 	return res.TLS.PeerCertificates[0].Subject.CommonName, nil
 }
 
+// logBuffer is a log destination the test reads while the server writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // The API serves TLS from the configured files, verified by a client that
 // trusts the CA, and picks up new files without a restart.
 func TestServeTLSAndReload(t *testing.T) {
@@ -56,7 +77,8 @@ func TestServeTLSAndReload(t *testing.T) {
 	files := api.TLSFiles{CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server-key.pem")}
 	ca.Issue(t, "first", files.CertFile, files.KeyFile)
 	ln := listen(t)
-	serveTLS(t, api.Config{TLS: &files}, ln)
+	var logs logBuffer
+	serveTLS(t, api.Config{TLS: &files}, ln, slog.New(slog.NewTextHandler(&logs, nil)))
 	addr := ln.Addr().String()
 
 	cn, err := servedCN(t, addr, ca.Pool())
@@ -76,26 +98,25 @@ func TestServeTLSAndReload(t *testing.T) {
 
 	// A renewal: new files in place, the server still running.
 	ca.Issue(t, "second", files.CertFile, files.KeyFile)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		cn, err := servedCN(t, addr, ca.Pool())
-		if err != nil {
+	// The server rechecks its files at a handshake, at most once a second.
+	enginetest.Eventually(t, 10*time.Second, "the renewed certificate is served", func() bool {
+		if cn, err = servedCN(t, addr, ca.Pool()); err != nil {
 			t.Fatalf("during the reload: %v", err)
 		}
-		if cn == "second" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving %q 10s after the files changed", cn)
-		}
-		time.Sleep(50 * time.Millisecond) // polling: the server rechecks its files once a second
-	}
+		return cn == "second"
+	}, func() string { return fmt.Sprintf("still serving %q after the files changed", cn) })
 
 	// A broken renewal (a key that is not the certificate's) keeps the last
 	// good certificate in service.
 	other := t.TempDir()
 	ca.Issue(t, "third", filepath.Join(other, "c.pem"), files.KeyFile)
-	time.Sleep(1100 * time.Millisecond) // past the recheck interval, so the broken pair is read
+	const refused = "the changed certificate files do not load"
+	enginetest.Eventually(t, 10*time.Second, "the server reads the broken pair and warns that it does not load", func() bool {
+		if cn, err := servedCN(t, addr, ca.Pool()); err != nil || cn != "second" {
+			t.Fatalf("after a broken renewal: %q, %v (want the last good certificate, second)", cn, err)
+		}
+		return strings.Contains(logs.String(), refused)
+	}, func() string { return "log:\n" + logs.String() })
 	if cn, err := servedCN(t, addr, ca.Pool()); err != nil || cn != "second" {
 		t.Errorf("after a broken renewal: %q, %v (want the last good certificate, second)", cn, err)
 	}
