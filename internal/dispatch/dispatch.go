@@ -54,6 +54,12 @@ type Config struct {
 	// bus, fed by the store's commits). Nil: FollowLogs looks at the job
 	// every FollowPollInterval instead.
 	Events JobEvents
+	// Instance is the id of this fusebox (store.Store.InstanceID): its
+	// containers carry it (job.LabelInstance), and containers that carry
+	// another are never removed, adopted or counted as its own. Empty: the
+	// label is not set, and every fusebox-managed container is taken as
+	// this fusebox's (tests with one fusebox).
+	Instance string
 	// Artifacts moves the artifacts of jobs that have them: Spec.Inputs are
 	// unpacked into the container after it is created and before it
 	// starts, Spec.Outputs collected when it exits 0, before it is removed.

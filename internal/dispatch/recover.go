@@ -88,9 +88,10 @@ func (d *Dispatcher) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// ReconcileHost removes the containers fusebox made on h that no active job
-// owns: containers of finished jobs, of stale attempts, or of jobs the store
-// does not know. It does nothing while h's breaker is not closed: an
+// ReconcileHost removes the containers this fusebox made on h that no
+// active job owns: containers of finished jobs, of stale attempts, or of
+// jobs the store does not know. Another fusebox's containers (another
+// job.LabelInstance) are left alone. It does nothing while h's breaker is not closed: an
 // unreachable host's containers are dealt with when it is back.
 func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
 	if !h.Up() {
@@ -108,6 +109,9 @@ func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
 	}
 	removed := 0
 	for _, ct := range cts {
+		if !d.ours(ct) {
+			continue // another fusebox's, on the same host
+		}
 		id := ct.Labels[job.LabelJobID]
 		j, err := d.store.JobGetByID(ctx, id)
 		switch {
@@ -123,4 +127,12 @@ func (d *Dispatcher) ReconcileHost(ctx context.Context, h *fleet.Host) int {
 		}
 	}
 	return removed
+}
+
+// ours reports whether this fusebox made ct: it carries this instance's id,
+// or no id at all (made before fusebox labelled its instance, or by a
+// dispatcher configured without one).
+func (d *Dispatcher) ours(ct *engine.Container) bool {
+	in := ct.Labels[job.LabelInstance]
+	return in == "" || d.cfg.Instance == "" || in == d.cfg.Instance
 }

@@ -220,6 +220,9 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 	labels[job.LabelManaged] = "true"
 	labels[job.LabelJobID] = j.ID
 	labels[job.LabelAttempt] = strconv.Itoa(j.Attempt)
+	if d.cfg.Instance != "" {
+		labels[job.LabelInstance] = d.cfg.Instance
+	}
 	cid, err = c.Create(ctx, engine.ContainerSpec{
 		Name: name, Image: j.Spec.Image, Entrypoint: j.Spec.Entrypoint, Cmd: j.Spec.Command, Env: env,
 		WorkingDir: j.Spec.Workdir, User: j.Spec.User, Labels: labels, CPUs: j.Spec.CPUs, MemoryBytes: j.Spec.MemoryBytes,
@@ -232,7 +235,7 @@ func (d *Dispatcher) launch(ctx context.Context, j *job.Job, h *fleet.Host) (cid
 		if ierr != nil {
 			return "", &unknownOutcome{op: "container create", err: ierr}
 		}
-		if ct.Labels[job.LabelJobID] != j.ID || ct.Labels[job.LabelAttempt] != strconv.Itoa(j.Attempt) {
+		if ct.Labels[job.LabelJobID] != j.ID || ct.Labels[job.LabelAttempt] != strconv.Itoa(j.Attempt) || !d.ours(ct) {
 			return "", &engine.Error{Host: h.Name(), Op: "container create", Class: engine.ClassJob,
 				Err: fmt.Errorf("container name %s is taken by a container fusebox did not make for this job", name)}
 		}

@@ -200,6 +200,9 @@ const (
 	LabelManaged = "fusebox.managed" // "true"
 	LabelJobID   = "fusebox.job_id"
 	LabelAttempt = "fusebox.attempt"
+	// LabelInstance is the id of the fusebox (its store) that made the
+	// container: one fusebox never removes another's containers.
+	LabelInstance = "fusebox.instance"
 )
 
 // Transition is one recorded change of a job's state.

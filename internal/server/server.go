@@ -115,6 +115,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 
 	dc := dispatchConfig(cfg)
 	dc.Logger = logger
+	if dc.Instance, err = st.InstanceID(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	dc.Events = bus
 	dc.Hooks = dispatch.Hooks{
 		Submitted: func(*job.Job) { m.JobSubmitted() },

@@ -231,6 +231,11 @@ type Store interface {
 	// garbage collection keeps.
 	ArtifactsInUse(ctx context.Context) (map[string]bool, error)
 
+	// InstanceID returns the id of the fusebox this store belongs to: made
+	// once, when the store is created, and the same for every replica
+	// sharing it. fusebox labels its containers with it.
+	InstanceID(ctx context.Context) (string, error)
+
 	// Close releases the store. Safe to call twice.
 	Close() error
 }

@@ -270,6 +270,15 @@ func checkPragmas(ctx context.Context, w *sql.DB, o Options) error {
 	return nil
 }
 
+// InstanceID returns the id made for this database by migration 0010.
+func (db *DB) InstanceID(ctx context.Context) (string, error) {
+	var id string
+	if err := db.r.QueryRowContext(ctx, `SELECT id FROM instance`).Scan(&id); err != nil {
+		return "", fmt.Errorf("sqlite: read instance id: %w", err)
+	}
+	return id, nil
+}
+
 // Close closes the database. Safe to call twice.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {

@@ -109,3 +109,14 @@ func testCloseTwice(f *fx) {
 		f.t.Fatalf("second Close: %v", err)
 	}
 }
+
+func testInstanceID(f *fx) {
+	id, err := f.s.InstanceID(f.ctx)
+	if err != nil || id == "" {
+		f.t.Fatalf("InstanceID: %q, %v; want an id", id, err)
+	}
+	f.insert(newJob("a", base))
+	if again, err := f.s.InstanceID(f.ctx); err != nil || again != id {
+		f.t.Fatalf("InstanceID again: %q, %v; want %q: it never changes", again, err, id)
+	}
+}

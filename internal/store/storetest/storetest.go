@@ -65,6 +65,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AlertRetention", testAlertRetention},
 		{"WorkflowRuns", testWorkflowRuns},
 		{"WorkflowCache", testWorkflowCache},
+		{"InstanceID", testInstanceID},
 		{"CloseTwice", testCloseTwice},
 	}
 	for _, tt := range tests {
