@@ -42,7 +42,7 @@ func BenchmarkSlowHostDegradation(b *testing.B) {
 			cfg.GracefulDegradation.Enabled = enabled
 		}
 	}
-	const jobs, workers = 48, 8
+	const jobs, workers = 48, 6 // as many workers as the healthy hosts have slots
 	type sample struct {
 		host string
 		lat  time.Duration
