@@ -3,6 +3,7 @@ package apiclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"fusebox/internal/api"
 	"fusebox/internal/api/apitest"
 	"fusebox/internal/apiclient"
+	"fusebox/internal/enginetest"
 	"fusebox/internal/event"
 )
 
@@ -55,10 +57,9 @@ func TestEventsReconnect(t *testing.T) {
 		if i%50 == 25 {
 			// Once the client has what was appended so far (so it is
 			// connected), the connection drops mid-stream.
-			deadline := time.Now().Add(30 * time.Second)
-			for last.Load() < int64(i+1) && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
+			enginetest.Eventually(t, 30*time.Second, fmt.Sprintf("the client has event %d", i+1), func() bool {
+				return last.Load() >= int64(i+1)
+			}, func() string { return fmt.Sprintf("the client has up to event %d", last.Load()) })
 			hs.CloseClientConnections()
 		}
 	}
