@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"fusebox/internal/enginetest"
 )
 
 func TestLimiterHandsFreedSlotsOutByLane(t *testing.T) {
@@ -27,9 +29,7 @@ func TestLimiterHandsFreedSlotsOutByLane(t *testing.T) {
 			}
 			order <- admitted{lane, rel} // it keeps its slot until the test releases it
 		}()
-		for waitingIn(l, lane) == 0 {
-			time.Sleep(time.Millisecond)
-		}
+		enginetest.Eventually(t, 10*time.Second, "an acquire waits in lane "+lane.String(), func() bool { return waitingIn(l, lane) > 0 })
 	}
 	if st := l.status(); st.InFlight != 2 || st.Waiting != 3 {
 		t.Fatalf("status %+v", st)
