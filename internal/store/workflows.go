@@ -81,7 +81,10 @@ type WorkflowRunInsertParams struct {
 // filter.
 type WorkflowRunListParams struct {
 	TaskID   string
-	Workflow string
+	Workflow string // the first run listed is the one a workflow's name means
+	// IDPrefix: only runs whose id starts with it (resolving an
+	// abbreviated id: ask for two to learn whether it is unique).
+	IDPrefix string
 	States   []wfrun.RunState
 	Limit    int // 0: 100
 }

@@ -226,6 +226,13 @@ func (db *DB) WorkflowRunList(ctx context.Context, p store.WorkflowRunListParams
 		where = append(where, "workflow = ?")
 		args = append(args, p.Workflow)
 	}
+	if p.IDPrefix != "" {
+		if strings.ContainsAny(p.IDPrefix, "*?[]") {
+			return nil, nil // no id holds a glob character
+		}
+		where = append(where, "id GLOB ?") // a range on the primary key
+		args = append(args, p.IDPrefix+"*")
+	}
 	if len(p.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(", ?", len(p.States)-1)+")")
 		for _, s := range p.States {

@@ -64,6 +64,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AlertOutbox", testAlertOutbox},
 		{"AlertRetention", testAlertRetention},
 		{"WorkflowRuns", testWorkflowRuns},
+		{"WorkflowRunRefs", testWorkflowRunRefs},
 		{"WorkflowCache", testWorkflowCache},
 		{"InstanceID", testInstanceID},
 		{"CloseTwice", testCloseTwice},

@@ -254,3 +254,41 @@ func testWorkflowCache(f *fx) {
 		f.t.Fatal("retention kept k1, expired before Before")
 	}
 }
+
+// testWorkflowRunRefs: WorkflowRunList finds runs by id prefix and by
+// workflow, newest first (the first is the run a workflow's name means).
+func testWorkflowRunRefs(f *fx) {
+	for i, c := range []struct{ id, workflow string }{
+		{"wf-ab1", "build"}, {"wf-ab2", "test"}, {"wf-ab3", "build"}, {"wf-cd1", "build"},
+	} {
+		r, steps := newRun(c.id, "", at(time.Duration(i)*time.Second))
+		r.Workflow = c.workflow
+		if err := f.s.WorkflowRunInsert(f.ctx, store.WorkflowRunInsertParams{Run: r, Steps: steps}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		p    store.WorkflowRunListParams
+		want []string
+	}{
+		{store.WorkflowRunListParams{IDPrefix: "wf-ab"}, []string{"wf-ab3", "wf-ab2", "wf-ab1"}},
+		{store.WorkflowRunListParams{IDPrefix: "wf-ab", Limit: 2}, []string{"wf-ab3", "wf-ab2"}},
+		{store.WorkflowRunListParams{IDPrefix: "wf-ab2"}, []string{"wf-ab2"}},
+		{store.WorkflowRunListParams{IDPrefix: "wf-c"}, []string{"wf-cd1"}},
+		{store.WorkflowRunListParams{IDPrefix: "ab"}, nil},
+		{store.WorkflowRunListParams{IDPrefix: "wf-*"}, nil},
+		{store.WorkflowRunListParams{IDPrefix: "wf-[a]"}, nil},
+		{store.WorkflowRunListParams{IDPrefix: "wf-ab", Workflow: "build"}, []string{"wf-ab3", "wf-ab1"}},
+		{store.WorkflowRunListParams{Workflow: "build", Limit: 1}, []string{"wf-cd1"}},
+		{store.WorkflowRunListParams{Workflow: "nope"}, nil},
+	} {
+		rs, err := f.s.WorkflowRunList(f.ctx, c.p)
+		var got []string
+		for _, r := range rs {
+			got = append(got, r.ID)
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			f.t.Errorf("WorkflowRunList(%+v) = %v, %v; want %v", c.p, got, err, c.want)
+		}
+	}
+}
