@@ -293,17 +293,12 @@ func TestCollectLogsResumesAfterABrokenConnection(t *testing.T) {
 		// Wait until more has come, then break the connection: a
 		// blackhole holds it, and clearing it closes it.
 		before, _, _, _ := l.Result()
-		deadline := time.Now().Add(time.Minute)
-		for {
+		var got int
+		enginetest.Eventually(t, time.Minute, fmt.Sprintf("round %d: another MiB of output is collected", round), func() bool {
 			out, _, _, _ := l.Result()
-			if len(out) > len(before)+(1<<20) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no output collected within a minute (%d bytes)", round, len(out))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			got = len(out)
+			return got > len(before)+(1<<20)
+		}, func() string { return fmt.Sprintf("round %d: %d bytes collected, %d before", round, got, len(before)) })
 		if err := e.Blackhole(); err != nil {
 			t.Fatal(err)
 		}
@@ -347,17 +342,12 @@ func TestCollectLogsAcrossAnEngineRestart(t *testing.T) {
 	id := startJob(t, c, args...)
 	l := c.CollectLogs(context.Background(), id, 256<<20, 30*time.Second)
 	defer l.Close()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var got int
+	enginetest.Eventually(t, time.Minute, "8 MiB of output are collected", func() bool {
 		out, _, _, _ := l.Result()
-		if len(out) > 8<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no output collected within a minute (%d bytes)", len(out))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		got = len(out)
+		return got > 8<<20
+	}, func() string { return fmt.Sprintf("%d bytes collected", got) })
 	if err := e.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
