@@ -331,7 +331,7 @@ func TestFollowLogsWhileRunningAndAfter(t *testing.T) {
 	j := r.submit(r.spec("print", "first", "sleep", "1500ms", "stderr", "second", "print", "third"))
 	r.waitState(j.ID, job.StateRunning, 30*time.Second)
 	var out, errOut strings.Builder
-	if err := r.d.FollowLogs(ctx, j.ID, &out, &errOut); err != nil {
+	if err := r.d.FollowLogs(ctx, j.ID, engine.FollowOptions{}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "first\nthird\n" || errOut.String() != "second\n" {
@@ -344,7 +344,7 @@ func TestFollowLogsWhileRunningAndAfter(t *testing.T) {
 	}
 	out.Reset()
 	errOut.Reset()
-	if err := r.d.FollowLogs(ctx, j.ID, &out, &errOut); err != nil {
+	if err := r.d.FollowLogs(ctx, j.ID, engine.FollowOptions{}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "first\nthird\n" || errOut.String() != "second\n" {

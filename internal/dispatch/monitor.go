@@ -256,7 +256,7 @@ func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host,
 		out, errb, truncated, err := col.Wait(wctx)
 		cancel()
 		if err == nil {
-			return &job.Logs{Stdout: out, Stderr: errb, Truncated: truncated}
+			return collected(col, out, errb, truncated)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -269,8 +269,13 @@ func (d *Dispatcher) collectLogs(ctx context.Context, hd *handle, h *fleet.Host,
 		}
 		if stopped || !patient || time.Now().After(deadline) {
 			d.log.Warn("logs not fully collected", "job", hd.id, "host", h.Name(), "err", err)
-			errb = append(errb, []byte("fusebox: logs could not be collected to the end: "+err.Error()+"\n")...)
-			return &job.Logs{Stdout: out, Stderr: errb, Truncated: truncated}
+			l := collected(col, out, errb, truncated)
+			note := "fusebox: logs could not be collected to the end: " + err.Error() + "\n"
+			if len(l.StderrMarks) > 0 || len(l.Stderr) == 0 {
+				l.StderrMarks = append(l.StderrMarks, job.LogMark{Off: len(l.Stderr), At: time.Now().UTC()})
+			}
+			l.Stderr = append(l.Stderr, note...)
+			return l
 		}
 	}
 }
@@ -357,4 +362,24 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// collected is what col collected, with its marks (when each part was
+// logged).
+func collected(col *engine.LogCollector, out, errb []byte, truncated bool) *job.Logs {
+	l := &job.Logs{Stdout: out, Stderr: errb, Truncated: truncated}
+	om, em := col.Marks()
+	l.StdoutMarks, l.StderrMarks = logMarks(om), logMarks(em)
+	return l
+}
+
+func logMarks(ms []engine.LogMark) []job.LogMark {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]job.LogMark, len(ms))
+	for i, m := range ms {
+		out[i] = job.LogMark{Off: m.Off, At: m.At}
+	}
+	return out
 }

@@ -158,7 +158,10 @@ func (d *Dispatcher) Logs(ctx context.Context, id string) (job.Logs, error) {
 // the job has ended: woken by the job's own events, it sees each change as
 // it is committed. A job that has already ended gets its stored output.
 // The caller bounds how long it waits for a job that does not start.
-func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+// opts asks, as docker logs -f does, for output logged since a time only,
+// and for each line prefixed with its time; a job whose output was kept
+// without times then fails with job.ErrNoLogTimes.
+func (d *Dispatcher) FollowLogs(ctx context.Context, id string, opts engine.FollowOptions, stdout, stderr io.Writer) error {
 	w := d.watchJob(id)
 	defer w.stop()
 	streamed := 0 // the attempt whose output was streamed
@@ -179,14 +182,18 @@ func (d *Dispatcher) FollowLogs(ctx context.Context, id string, stdout, stderr i
 			if err != nil {
 				return err
 			}
-			if _, err := stdout.Write(logs.Stdout); err != nil {
+			out, errb, err := logs.Render(opts.Since, opts.Timestamps)
+			if err != nil {
 				return err
 			}
-			_, err = stderr.Write(logs.Stderr)
+			if _, err := stdout.Write(out); err != nil {
+				return err
+			}
+			_, err = stderr.Write(errb)
 			return err
 		case j.State == job.StateRunning && streamed != j.Attempt:
 			if h := d.fleet.Host(j.Host); h != nil {
-				err := h.Client().FollowLogs(fleet.WithLane(ctx, fleet.LaneLogs), j.ContainerID, stdout, stderr)
+				err := h.Client().FollowLogsWith(fleet.WithLane(ctx, fleet.LaneLogs), j.ContainerID, opts, stdout, stderr)
 				if err == nil {
 					streamed = j.Attempt
 					continue

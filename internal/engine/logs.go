@@ -61,9 +61,24 @@ func (c *Client) Logs(ctx context.Context, id string, maxBytes int) (stdout, std
 // FollowLogs copies a container's output to stdout and stderr as it is
 // written, until the container exits or ctx is done. Bounded only by ctx.
 func (c *Client) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	return c.FollowLogsWith(ctx, id, FollowOptions{}, stdout, stderr)
+}
+
+// FollowOptions are what docker logs -f takes besides the container.
+type FollowOptions struct {
+	Since      time.Time // only output logged at or after it (zero: all)
+	Timestamps bool      // each line prefixed with its time (RFC 3339, nine digits) and a space
+}
+
+// FollowLogsWith is FollowLogs with options.
+func (c *Client) FollowLogsWith(ctx context.Context, id string, fo FollowOptions, stdout, stderr io.Writer) error {
 	const op = "container logs follow"
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: fo.Timestamps}
+	if !fo.Since.IsZero() {
+		opts.Since = fo.Since.UTC().Format(time.RFC3339Nano)
+	}
 	rc, err := c.openStream(ctx, op, func() (io.ReadCloser, error) {
-		return c.stream.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+		return c.stream.ContainerLogs(ctx, id, opts)
 	})
 	if err != nil {
 		return err
@@ -198,6 +213,16 @@ func (l *LogCollector) Result() (stdout, stderr []byte, truncated bool, err erro
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return clone(l.out.Bytes()), clone(l.errb.Bytes()), l.out.dropped || l.errb.dropped, l.err
+}
+
+// Marks returns when the parts of what Result returns were logged by the
+// engine: per stream, in order of offset, the first at 0 (none for an
+// empty stream). Output logged within one millisecond shares a mark, and a
+// stream of many tiny lines keeps at most about one mark per 32 bytes.
+func (l *LogCollector) Marks() (stdout, stderr []LogMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.out.Marks(), l.errb.Marks()
 }
 
 // Resumes returns how many times the collector reopened the stream.
@@ -426,9 +451,9 @@ func (l *LogCollector) read(ctx context.Context, mode readMode) error {
 				*pos = streamPos{ts: ts, n: 1}
 			}
 			if i == 0 {
-				l.out.Write(p)
+				l.out.WriteAt(p, ts)
 			} else {
-				l.errb.Write(p)
+				l.errb.WriteAt(p, ts)
 			}
 			return nil
 		})
@@ -630,6 +655,64 @@ type tailBuffer struct {
 	max     int
 	buf     []byte
 	dropped bool
+	total   int       // bytes ever written
+	marks   []LogMark // when the kept bytes were written (Off counts from the first byte ever written); only with WriteAt
+}
+
+// LogMark times part of a collected stream: its bytes from Off on were
+// logged by the engine at At, up to the next mark (see
+// LogCollector.Marks).
+type LogMark struct {
+	Off int
+	At  time.Time
+}
+
+// maxMarks bounds the marks a tailBuffer keeps, so that tiny lines cost
+// little more memory than their bytes: past it, every other mark is
+// dropped (a line then takes the time of an earlier one).
+func (t *tailBuffer) maxMarks() int { return max(1024, t.max/32) }
+
+// WriteAt writes p, logged by the engine at ts. A write within a
+// millisecond of the last mark shares it.
+func (t *tailBuffer) WriteAt(p []byte, ts time.Time) {
+	if len(p) == 0 {
+		return
+	}
+	if n := len(t.marks); n == 0 || ts.Sub(t.marks[n-1].At) >= time.Millisecond || ts.Before(t.marks[n-1].At) {
+		t.marks = append(t.marks, LogMark{Off: t.total, At: ts})
+	}
+	t.Write(p)
+	// Drop the marks of bytes no longer kept (all but the one covering the
+	// first kept byte), then thin them out if there are still too many.
+	start := t.total - len(t.Bytes())
+	i := 0
+	for i+1 < len(t.marks) && t.marks[i+1].Off <= start {
+		i++
+	}
+	if i > 0 {
+		t.marks = t.marks[:copy(t.marks, t.marks[i:])]
+	}
+	if len(t.marks) > t.maxMarks() {
+		k := 1
+		for j := 2; j < len(t.marks); j += 2 {
+			t.marks[k] = t.marks[j]
+			k++
+		}
+		t.marks = t.marks[:k]
+	}
+}
+
+// Marks returns the marks of Bytes, offsets counted from its first byte.
+func (t *tailBuffer) Marks() []LogMark {
+	if len(t.marks) == 0 {
+		return nil
+	}
+	start := t.total - len(t.Bytes())
+	out := make([]LogMark, len(t.marks))
+	for i, m := range t.marks {
+		out[i] = LogMark{Off: max(m.Off-start, 0), At: m.At}
+	}
+	return out
 }
 
 func newTailBuffer(max int) *tailBuffer {
@@ -641,6 +724,7 @@ func newTailBuffer(max int) *tailBuffer {
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	n := len(p)
+	t.total += n
 	if len(p) >= t.max {
 		// p alone fills the buffer.
 		t.dropped = t.dropped || len(t.buf) > 0 || len(p) > t.max

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -63,5 +64,44 @@ func TestCutTimestamp(t *testing.T) {
 	frame := []byte("2026-12-01T10:05:04.123456789Z x")
 	if n := testing.AllocsPerRun(100, func() { cutTimestamp(frame) }); n > 0 {
 		t.Errorf("cutTimestamp allocates %v times per frame", n)
+	}
+}
+
+func TestTailBufferMarks(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	b := newTailBuffer(10)
+	b.WriteAt([]byte("ab\n"), t0)
+	b.WriteAt([]byte("cd\n"), t0.Add(500*time.Microsecond)) // same millisecond: shares the mark
+	b.WriteAt([]byte("ef\n"), t0.Add(time.Second))
+	if got, want := b.Marks(), []LogMark{{0, t0}, {6, t0.Add(time.Second)}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("marks %v, want %v", got, want)
+	}
+	// Past max the first bytes go, and so do their marks; the mark of the
+	// first kept byte stays, at 0.
+	b.WriteAt([]byte("gh\n"), t0.Add(2*time.Second))
+	b.WriteAt([]byte("ij\n"), t0.Add(3*time.Second))
+	if got := string(b.Bytes()); got != "\nef\ngh\nij\n" {
+		t.Fatalf("bytes %q", got)
+	}
+	want := []LogMark{{0, t0}, {1, t0.Add(time.Second)}, {4, t0.Add(2 * time.Second)}, {7, t0.Add(3 * time.Second)}}
+	if got := b.Marks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("marks after dropping %v, want %v", got, want)
+	}
+	// Many tiny lines keep a bounded number of marks.
+	b = newTailBuffer(1 << 10)
+	for i := range 100000 {
+		b.WriteAt([]byte("x\n"), t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := len(b.Marks()); n > b.maxMarks() || n < b.maxMarks()/2 {
+		t.Fatalf("%d marks kept, want at most %d", n, b.maxMarks())
+	}
+	m := b.Marks()
+	for i := 1; i < len(m); i++ {
+		if m[i].Off <= m[i-1].Off || !m[i].At.After(m[i-1].At) {
+			t.Fatalf("marks out of order at %d: %v %v", i, m[i-1], m[i])
+		}
+	}
+	if m[0].Off != 0 || m[len(m)-1].At != t0.Add(99999*time.Second) {
+		t.Fatalf("first mark %v, last %v", m[0], m[len(m)-1])
 	}
 }

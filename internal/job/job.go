@@ -234,6 +234,10 @@ type Logs struct {
 	Stdout    []byte `json:"stdout"`
 	Stderr    []byte `json:"stderr"`
 	Truncated bool   `json:"truncated"` // the output was longer than the cap
+	// StdoutMarks and StderrMarks say when each part of the streams was
+	// written (see LogMark and Render); nil for output kept without times.
+	StdoutMarks []LogMark `json:"stdout_marks,omitempty"`
+	StderrMarks []LogMark `json:"stderr_marks,omitempty"`
 }
 
 // Sentinel errors shared by stores, the dispatcher and the API.

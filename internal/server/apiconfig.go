@@ -8,6 +8,7 @@ import (
 	"fusebox/internal/api"
 	"fusebox/internal/config"
 	"fusebox/internal/dispatch"
+	"fusebox/internal/engine"
 	"fusebox/internal/job"
 	"fusebox/internal/metrics"
 )
@@ -74,5 +75,5 @@ func (s service) QueueStats(ctx context.Context) (api.QueueStats, error) {
 }
 
 func (s service) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	return s.Dispatcher.FollowLogs(ctx, id, stdout, stderr)
+	return s.Dispatcher.FollowLogs(ctx, id, engine.FollowOptions{}, stdout, stderr)
 }

@@ -12,10 +12,11 @@ import (
 // job.
 func (db *DB) LogsSet(ctx context.Context, jobID string, logs job.Logs) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO logs (job_id, stdout, stderr, truncated) VALUES (?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO logs (job_id, stdout, stderr, truncated, stdout_marks, stderr_marks) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (job_id) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr,
-			truncated = excluded.truncated`,
-			jobID, blob(logs.Stdout), blob(logs.Stderr), logs.Truncated)
+			truncated = excluded.truncated, stdout_marks = excluded.stdout_marks, stderr_marks = excluded.stderr_marks`,
+			jobID, blob(logs.Stdout), blob(logs.Stderr), logs.Truncated,
+			blob(job.EncodeMarks(logs.StdoutMarks)), blob(job.EncodeMarks(logs.StderrMarks)))
 		if isConstraint(err, codeForeignKey) {
 			return job.ErrNotFound
 		}
@@ -38,11 +39,18 @@ func blob(b []byte) []byte {
 // LogsGet implements store.Store. Stdout and Stderr are never nil.
 func (db *DB) LogsGet(ctx context.Context, jobID string) (job.Logs, error) {
 	var l job.Logs
-	err := db.r.QueryRowContext(ctx, `SELECT stdout, stderr, truncated FROM logs WHERE job_id = ?`, jobID).
-		Scan(&l.Stdout, &l.Stderr, &l.Truncated)
+	var om, em []byte
+	err := db.r.QueryRowContext(ctx, `SELECT stdout, stderr, truncated, stdout_marks, stderr_marks FROM logs WHERE job_id = ?`, jobID).
+		Scan(&l.Stdout, &l.Stderr, &l.Truncated, &om, &em)
 	if err != nil {
 		return job.Logs{}, fmt.Errorf("sqlite: job %s: logs: %w", jobID, mapErr(err))
 	}
 	l.Stdout, l.Stderr = blob(l.Stdout), blob(l.Stderr)
+	if l.StdoutMarks, err = job.DecodeMarks(om); err == nil {
+		l.StderrMarks, err = job.DecodeMarks(em)
+	}
+	if err != nil {
+		return job.Logs{}, fmt.Errorf("sqlite: job %s: logs: %w", jobID, err)
+	}
 	return l, nil
 }

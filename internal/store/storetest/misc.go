@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"fusebox/internal/job"
@@ -56,6 +57,8 @@ func testCancelRequested(f *fx) {
 	}
 }
 
+func sameMark(a, b job.LogMark) bool { return a.Off == b.Off && a.At.Equal(b.At) }
+
 func testLogs(f *fx) {
 	checkLogs := func(what string, want job.Logs) {
 		f.t.Helper()
@@ -63,7 +66,8 @@ func testLogs(f *fx) {
 		if err != nil {
 			f.t.Fatalf("%s: LogsGet: %v", what, err)
 		}
-		if !bytes.Equal(got.Stdout, want.Stdout) || !bytes.Equal(got.Stderr, want.Stderr) || got.Truncated != want.Truncated {
+		if !bytes.Equal(got.Stdout, want.Stdout) || !bytes.Equal(got.Stderr, want.Stderr) || got.Truncated != want.Truncated ||
+			!slices.EqualFunc(got.StdoutMarks, want.StdoutMarks, sameMark) || !slices.EqualFunc(got.StderrMarks, want.StderrMarks, sameMark) {
 			f.t.Fatalf("%s: LogsGet = %+v, want %+v", what, got, want)
 		}
 	}
@@ -76,7 +80,9 @@ func testLogs(f *fx) {
 	_, err = f.s.LogsGet(f.ctx, "j")
 	checkErr(f.t, "LogsGet(no logs yet)", err, job.ErrNotFound)
 
-	first := job.Logs{Stdout: []byte("hello\nworld\n"), Stderr: []byte{0, 1, 0xff, '\n'}, Truncated: true}
+	first := job.Logs{Stdout: []byte("hello\nworld\n"), Stderr: []byte{0, 1, 0xff, '\n'}, Truncated: true,
+		StdoutMarks: []job.LogMark{{Off: 0, At: base}, {Off: 6, At: base.Add(1500 * time.Millisecond)}},
+		StderrMarks: []job.LogMark{{Off: 0, At: base.Add(time.Nanosecond)}}}
 	if err := f.s.LogsSet(f.ctx, "j", first); err != nil {
 		f.t.Fatal(err)
 	}
