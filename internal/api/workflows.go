@@ -22,7 +22,8 @@ type Workflows interface {
 	// starts a run. A definition with problems wraps *InvalidError; an
 	// open workflow breaker is a *breaker.OpenError (503 with Retry-After).
 	Start(ctx context.Context, req WorkflowRunRequest) (*WorkflowRun, error)
-	// Run returns one run with its steps; ErrRunNotFound if none.
+	// Run returns one run with its steps; ErrRunNotFound if none. id is
+	// a run's id exactly: the API resolves names and prefixes (with Runs).
 	Run(ctx context.Context, id string) (*WorkflowRun, error)
 	// Runs lists runs, newest first.
 	Runs(ctx context.Context, f WorkflowRunFilter) ([]WorkflowRun, error)
@@ -120,6 +121,9 @@ type WorkflowResult struct {
 type WorkflowRunFilter struct {
 	TaskID   string
 	Workflow string
+	// IDPrefix: only runs whose id starts with it. The API resolves an
+	// abbreviated run id with it; GET /v1/workflows/runs does not take it.
+	IDPrefix string
 	States   []wfrun.RunState
 	Limit    int
 }
@@ -201,12 +205,70 @@ func (s *Server) startWorkflow(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, WorkflowRunResponse{Run: *run})
 }
 
-// getWorkflowRun: GET /v1/workflows/runs/{id}.
+// RunIDPrefix starts every workflow run's id; an abbreviated id may leave
+// it out.
+const RunIDPrefix = "wf-"
+
+// resolveRun finds the run ref means, as resolveJob finds a job: its id,
+// else the newest run of the workflow of that name, else the run whose id
+// starts with ref (or with RunIDPrefix+ref) if only one does. No match is
+// a 404 naming ref; a prefix of several ids a 400 (CodeAmbiguous) listing
+// some of them.
+func (s *Server) resolveRun(ctx context.Context, ref string) (*WorkflowRun, error) {
+	notFound := &requestError{status: http.StatusNotFound, code: CodeNotFound,
+		msg: fmt.Sprintf("no workflow run with id, id prefix or workflow name %q", ref)}
+	if ref == "" {
+		return nil, notFound
+	}
+	run, err := s.workflows.Run(ctx, ref)
+	if !errors.Is(err, ErrRunNotFound) {
+		return run, err
+	}
+	runs, err := s.workflows.Runs(ctx, WorkflowRunFilter{Workflow: ref, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 1 {
+		return &runs[0], nil
+	}
+	prefixes := []string{ref}
+	if !strings.HasPrefix(ref, RunIDPrefix) {
+		prefixes = append(prefixes, RunIDPrefix+ref)
+	}
+	var matches []WorkflowRun
+	for _, p := range prefixes {
+		runs, err := s.workflows.Runs(ctx, WorkflowRunFilter{IDPrefix: p, Limit: maxAmbiguous + 1})
+		if err != nil {
+			return nil, err
+		}
+		matches = append(matches, runs...)
+	}
+	switch len(matches) {
+	case 0:
+		return nil, notFound
+	case 1:
+		return &matches[0], nil
+	}
+	ids := make([]string, 0, maxAmbiguous)
+	for _, m := range matches[:min(len(matches), maxAmbiguous)] {
+		ids = append(ids, m.ID)
+	}
+	more := ""
+	if len(matches) > maxAmbiguous {
+		more = ", ..."
+	}
+	return nil, &requestError{status: http.StatusBadRequest, code: CodeAmbiguous, field: "id",
+		msg: fmt.Sprintf("workflow run id prefix %q matches %s%s; give more of the id", ref, strings.Join(ids, ", "), more)}
+}
+
+// getWorkflowRun: GET /v1/workflows/runs/{id}. Here and in every
+// /v1/workflows/runs/{id} route, {id} may be a unique id prefix (with or
+// without RunIDPrefix) or a workflow's name, meaning its newest run.
 func (s *Server) getWorkflowRun(w http.ResponseWriter, r *http.Request) {
 	if !s.workflowsOr404(w, r) {
 		return
 	}
-	run, err := s.workflows.Run(r.Context(), r.PathValue("id"))
+	run, err := s.resolveRun(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -219,7 +281,12 @@ func (s *Server) cancelWorkflowRun(w http.ResponseWriter, r *http.Request) {
 	if !s.workflowsOr404(w, r) {
 		return
 	}
-	run, err := s.workflows.Cancel(r.Context(), r.PathValue("id"))
+	rr, err := s.resolveRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	run, err := s.workflows.Cancel(r.Context(), rr.ID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -328,13 +395,13 @@ func (s *Server) getWorkflowArtifact(w http.ResponseWriter, r *http.Request) {
 		}
 		p = vs[len(vs)-1]
 	}
-	id, step := r.PathValue("id"), r.PathValue("step")
+	run, err := s.resolveRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id, step := run.ID, r.PathValue("step")
 	if p == "" {
-		run, err := s.workflows.Run(r.Context(), id)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
 		var paths []string
 		for _, st := range run.Steps {
 			if st.ID == step {

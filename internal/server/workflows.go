@@ -126,7 +126,7 @@ func (v workflowsView) Run(ctx context.Context, id string) (*api.WorkflowRun, er
 }
 
 func (v workflowsView) Runs(ctx context.Context, f api.WorkflowRunFilter) ([]api.WorkflowRun, error) {
-	runs, err := v.r.List(ctx, store.WorkflowRunListParams{TaskID: f.TaskID, Workflow: f.Workflow, States: f.States, Limit: f.Limit})
+	runs, err := v.r.List(ctx, store.WorkflowRunListParams{TaskID: f.TaskID, Workflow: f.Workflow, IDPrefix: f.IDPrefix, States: f.States, Limit: f.Limit})
 	if err != nil {
 		return nil, err
 	}
