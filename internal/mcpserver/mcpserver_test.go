@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -90,13 +91,10 @@ func (f *fusebox) start(ln net.Listener) {
 		}
 	}
 	c := apiclient.New(f.URL(), "")
-	deadline := time.Now().Add(30 * time.Second)
-	for c.Health(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			f.t.Fatal("fusebox did not come up")
-		}
-		time.Sleep(20 * time.Millisecond) // polling until it listens
-	}
+	enginetest.Eventually(f.t, 30*time.Second, "fusebox answers /healthz", func() bool {
+		err = c.Health(context.Background())
+		return err == nil
+	}, func() string { return fmt.Sprintf("/healthz: %v", err) })
 }
 
 // Stop stops the server; safe twice.
@@ -544,8 +542,7 @@ func TestStdioTransport(t *testing.T) {
 		t.Errorf("started with the server down: isolate_host %v, get_job %v", lt["isolate_host"] != nil, lt["get_job"] != nil)
 	}
 	var last string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	enginetest.Eventually(t, 10*time.Second, "the client breaker opens", func() bool {
 		start := time.Now()
 		res := call(t, cs, "get_job", map[string]any{"id": jobID})
 		took := time.Since(start)
@@ -557,15 +554,13 @@ func TestStdioTransport(t *testing.T) {
 			if took > 100*time.Millisecond {
 				t.Errorf("a call refused by the open breaker took %v", took)
 			}
-			break
+			return true
 		}
 		if !strings.Contains(last, "unavailable at "+fb.URL()) {
 			t.Errorf("server down: %q", last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the client breaker did not open: %q", last)
-		}
-	}
+		return false
+	}, func() string { return fmt.Sprintf("the client breaker did not open: %q", last) })
 	if !strings.Contains(last, "retry after") {
 		t.Errorf("open breaker: %q", last)
 	}
@@ -584,17 +579,11 @@ func TestStdioTransport(t *testing.T) {
 	// It comes back: after the open time, a probe goes through and closes
 	// the breaker.
 	fb.start(nil)
-	deadline = time.Now().Add(40 * time.Second)
-	for {
+	enginetest.Eventually(t, 40*time.Second, "get_job succeeds with the server back (after the breaker's open time)", func() bool {
 		res := call(t, cs, "get_job", map[string]any{"id": jobID})
-		if !res.IsError {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("get_job still fails with the server back: %s", text(res))
-		}
-		time.Sleep(100 * time.Millisecond) // polling: the breaker's open time must pass
-	}
+		last = text(res)
+		return !res.IsError
+	}, func() string { return "get_job still fails with the server back: " + last })
 	// The session started while the server was down gets the admin tools
 	// once a call reaches it.
 	ok[map[string]any](t, late, "list_hosts", map[string]any{})
