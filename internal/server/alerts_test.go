@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -219,7 +220,7 @@ func TestAlertsReachAWebhookReceiver(t *testing.T) {
 	if err := e1.Hang(); err != nil {
 		t.Fatal(err)
 	}
-	waitAlerts(t, c, "the breaker alert of "+e1.Name+" firing", func(st *api.AlertsResponse) bool { return firingFor(st, e1.Name) })
+	waitAlerts(t, c, "the breaker alert of "+e1.Name+" fires", func(st *api.AlertsResponse) bool { return firingFor(st, e1.Name) })
 	if err := stop(); err != nil {
 		t.Fatalf("first server: %v", err)
 	}
@@ -229,7 +230,7 @@ func TestAlertsReachAWebhookReceiver(t *testing.T) {
 	if err := e1.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	waitAlerts(t, c, "the breaker alert of "+e1.Name+" resolved", func(st *api.AlertsResponse) bool {
+	waitAlerts(t, c, "the breaker alert of "+e1.Name+" is resolved", func(st *api.AlertsResponse) bool {
 		return !firingFor(st, e1.Name) && st.Receivers[0].Pending >= 2
 	})
 	select {
@@ -252,27 +253,23 @@ func TestAlertsReachAWebhookReceiver(t *testing.T) {
 		}
 		seen[d.id] = true
 	}
-	waitAlerts(t, c, "an empty outbox", func(st *api.AlertsResponse) bool { return st.Receivers[0].Pending == 0 })
+	waitAlerts(t, c, "the outbox is empty", func(st *api.AlertsResponse) bool { return st.Receivers[0].Pending == 0 })
 }
 
 // waitAlerts polls GET /v1/alerts until cond holds of it (the server may
 // be restarting meanwhile).
 func waitAlerts(t *testing.T, c *apiclient.Client, what string, cond func(*api.AlertsResponse) bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := c.Alerts(context.Background())
+	var st *api.AlertsResponse
+	var err error
+	enginetest.Eventually(t, 60*time.Second, what, func() bool {
+		st, err = c.Alerts(context.Background())
 		var ce *apiclient.ConnError
-		switch {
-		case err == nil && len(st.Receivers) == 1 && cond(st):
-			return
-		case err != nil && !errors.As(err, &ce):
+		if err != nil && !errors.As(err, &ce) {
 			t.Fatal(err)
-		case time.Now().After(deadline):
-			t.Fatalf("%s: not within a minute: %+v %v", what, st, err)
 		}
-		time.Sleep(100 * time.Millisecond) // polling the API
-	}
+		return err == nil && len(st.Receivers) == 1 && cond(st)
+	}, func() string { return fmt.Sprintf("last seen: %+v %v", st, err) })
 }
 
 // firingFor says whether FuseboxBreakerOpen of host is firing in st.

@@ -59,18 +59,16 @@ func TestChaosNoJobRunsTwiceNoneIsLost(t *testing.T) {
 	submit := func(i int) {
 		spec := job.Spec{Image: img.Ref, IdempotencyKey: fmt.Sprintf("chaos-%d", i),
 			Command: []string{"/usr/local/bin/fusebox-testjob", "sleep", "300ms", "print", fmt.Sprint("job ", i)}}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		var last error
+		enginetest.Eventually(t, 60*time.Second, fmt.Sprintf("fusebox accepts job %d", i), func() bool {
 			j, _, err := c.Submit(ctx, spec)
-			if err == nil {
-				ids = append(ids, j.ID)
-				return
+			if err != nil {
+				last = err // fusebox is restarting
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("submit %d: %v", i, err)
-			}
-			time.Sleep(100 * time.Millisecond) // fusebox is restarting
-		}
+			ids = append(ids, j.ID)
+			return true
+		}, func() string { return fmt.Sprintf("submit %d: %v", i, last) })
 	}
 	faults := map[int]func(){
 		4: func() {
@@ -150,15 +148,20 @@ func TestChaosNoJobRunsTwiceNoneIsLost(t *testing.T) {
 
 func waitTerminal(t *testing.T, c *apiclient.Client, id string, timeout time.Duration) *api.JobDetail {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		d, err := c.Get(context.Background(), id)
-		if err == nil && d.Job.State.Terminal() {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not terminal after %v (%v)", id, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var d *api.JobDetail
+	var err error
+	enginetest.Eventually(t, timeout, "job "+id+" is terminal", func() bool {
+		d, err = c.Get(context.Background(), id)
+		return err == nil && d.Job.State.Terminal()
+	}, func() string { return "job " + id + ": " + lastState(d, err) })
+	return d
+}
+
+// lastState says what a poll of a job last saw: its state and reason, or
+// the error.
+func lastState(d *api.JobDetail, err error) string {
+	if err != nil {
+		return err.Error()
 	}
+	return fmt.Sprintf("%s (%s)", d.Job.State, d.Job.Reason)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/internal/api"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
@@ -68,18 +69,16 @@ func startServe(t testing.TB, bin, cfgPath, logPath string) *process {
 
 func waitHealthy(t testing.TB, p *process, c *apiclient.Client) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.Health(context.Background()) != nil {
+	var err error
+	enginetest.Eventually(t, 30*time.Second, "fusebox answers /healthz", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("fusebox serve exited: %v", p.cmd.ProcessState)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fusebox did not answer /healthz: %v", c.Health(context.Background()))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		err = c.Health(context.Background())
+		return err == nil
+	}, func() string { return fmt.Sprintf("/healthz: %v", err) })
 }
 
 // fusebox is killed with SIGKILL while jobs run and wait; restarted on the
@@ -124,20 +123,15 @@ poll_interval: 200ms
 		}
 		ids = append(ids, j.ID)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		running, err := c.List(ctx, store.JobListParams{States: []job.State{job.StateRunning}})
+	running := 0
+	enginetest.Eventually(t, 30*time.Second, "3 jobs run", func() bool {
+		js, err := c.List(ctx, store.JobListParams{States: []job.State{job.StateRunning}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(running) >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs never started running; log:\n%s", readFile(logPath))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		running = len(js)
+		return running >= 3
+	}, func() string { return fmt.Sprintf("%d running; log:\n%s", running, readFile(logPath)) })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -149,32 +143,26 @@ poll_interval: 200ms
 	p = startServe(t, bin, cfgPath, logPath)
 	waitHealthy(t, p, c)
 	for _, id := range ids {
-		var final *job.Job
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			d, err := c.Get(ctx, id)
-			if err != nil {
+		var d *api.JobDetail
+		enginetest.Eventually(t, 90*time.Second, "job "+id+" is terminal", func() bool {
+			var err error
+			if d, err = c.Get(ctx, id); err != nil {
 				t.Fatal(err)
 			}
-			if d.Job.State.Terminal() {
-				final = d.Job
-				if len(d.Attempts) != 1 {
-					t.Errorf("job %s: %d attempts, want 1 (the running ones adopted, the queued ones launched once)", id, len(d.Attempts))
-				}
-				for _, a := range d.Attempts {
-					if n := creates.Count(id + "/" + strconv.Itoa(a.Number)); n != 1 {
-						t.Errorf("job %s attempt %d: %d containers created, want exactly 1", id, a.Number, n)
-					}
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("job %s still %s (%s); log:\n%s", id, d.Job.State, d.Job.Reason, readFile(logPath))
-			}
-			time.Sleep(100 * time.Millisecond)
+			return d.Job.State.Terminal()
+		}, func() string {
+			return fmt.Sprintf("job %s still %s (%s); log:\n%s", id, d.Job.State, d.Job.Reason, readFile(logPath))
+		})
+		if len(d.Attempts) != 1 {
+			t.Errorf("job %s: %d attempts, want 1 (the running ones adopted, the queued ones launched once)", id, len(d.Attempts))
 		}
-		if final.State != job.StateSucceeded {
-			t.Errorf("job %s ended %s: %s", id, final.State, final.Reason)
+		for _, a := range d.Attempts {
+			if n := creates.Count(id + "/" + strconv.Itoa(a.Number)); n != 1 {
+				t.Errorf("job %s attempt %d: %d containers created, want exactly 1", id, a.Number, n)
+			}
+		}
+		if d.Job.State != job.StateSucceeded {
+			t.Errorf("job %s ended %s: %s", id, d.Job.State, d.Job.Reason)
 		}
 	}
 }

@@ -74,22 +74,21 @@ func TestEventsOfJobs(t *testing.T) {
 			t.Fatalf("job %s: %v %v", id, j, err)
 		}
 	}
-	// The follower gets every job's end (polling its record, as the
-	// package's tests do).
-	for done := false; !done; {
+	// The follower gets every job's end.
+	enginetest.Eventually(t, time.Minute, "the follower has every job's end", func() bool {
 		mu.Lock()
-		done = true
+		defer mu.Unlock()
 		for _, id := range ids {
 			if s := states[id]; len(s) == 0 || s[len(s)-1] != string(job.StateSucceeded) {
-				done = false
+				return false
 			}
 		}
-		mu.Unlock()
-		if ctx.Err() != nil {
-			t.Fatalf("follower: %v", states)
-		}
-		time.Sleep(10 * time.Millisecond) // polling
-	}
+		return true
+	}, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("follower: %v", states)
+	})
 	fcancel()
 	if err := <-followed; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Events: %v", err)
@@ -112,25 +111,22 @@ func TestEventsOfJobs(t *testing.T) {
 		t.Fatalf("events of %s without follow: %d, %v; want 4", ids[0], got, err)
 	}
 	// fusebox_events_total counts them: the n jobs' 4 transitions each.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	var count float64
+	enginetest.Eventually(t, 10*time.Second, fmt.Sprintf("fusebox_events_total counts %d job transitions", 4*n), func() bool {
 		res, err := http.Get(url + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		var count float64
+		count = 0
 		for line := range strings.SplitSeq(string(body), "\n") {
 			if v, ok := strings.CutPrefix(line, `fusebox_events_total{type="job.transition"} `); ok {
 				count, _ = strconv.ParseFloat(v, 64)
 			}
 		}
-		if count >= 4*n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fusebox_events_total of job transitions is %v, want %d", count, 4*n)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the scrape
-	}
+		return count >= 4*n
+	}, func() string {
+		return fmt.Sprintf("fusebox_events_total of job transitions is %v, want %d", count, 4*n)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -83,13 +84,11 @@ func testConfig(t *testing.T, engines *enginetest.Fleet) *config.Config {
 // waitUp polls /healthz until the server answers.
 func waitUp(t *testing.T, c *apiclient.Client) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.Health(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not come up")
-		}
-		time.Sleep(20 * time.Millisecond) // polling
-	}
+	var err error
+	enginetest.Eventually(t, 30*time.Second, "the server answers /healthz", func() bool {
+		err = c.Health(context.Background())
+		return err == nil
+	}, func() string { return fmt.Sprintf("/healthz: %v", err) })
 }
 
 // At start, once every host was checked and before the API serves, the log

@@ -42,21 +42,19 @@ func TestSlowHostIsDegradedAndGetsLessWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.ClearFaults()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var last string
+	enginetest.Eventually(t, 30*time.Second, "the slow host shows degraded with its breaker closed", func() bool {
 		h, err := c.Host(ctx, slow.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		last = fmt.Sprintf("%+v", h)
 		if h.State == fleet.HostDegraded && h.Breaker.State == "closed" {
 			t.Logf("%s: %s (%s)", slow.Name, h.State, h.Reason)
-			break
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow host never showed degraded: %+v", h)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the API
-	}
+		return false
+	}, func() string { return "the slow host never showed degraded: " + last })
 
 	const n = 24
 	var wg sync.WaitGroup

@@ -67,22 +67,22 @@ func TestWorkflowSurvivesAKilledServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		r, err := c.WorkflowRun(ctx, run.ID)
-		if err != nil {
+	var r *api.WorkflowRun
+	enginetest.Eventually(t, 60*time.Second, "step b's job runs", func() bool {
+		var err error
+		if r, err = c.WorkflowRun(ctx, run.ID); err != nil {
 			t.Fatal(err)
 		}
 		if b := stepOf(r, "b"); b.JobID != "" {
 			if d, err := c.Get(ctx, b.JobID); err == nil && d.Job.State == job.StateRunning {
-				break // its container runs: the restart must adopt it
+				return true // its container runs: the restart must adopt it
 			}
 		}
-		if r.State.Terminal() || time.Now().After(deadline) {
+		if r.State.Terminal() {
 			t.Fatalf("step b never ran: %+v", r)
 		}
-		time.Sleep(50 * time.Millisecond) // polling the API
-	}
+		return false
+	}, func() string { return fmt.Sprintf("step b never ran: %+v", r) })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestWorkflowSurvivesAKilledServer(t *testing.T) {
 
 	p = startServe(t, bin, cfgPath, logPath)
 	waitHealthy(t, p, c)
-	r := waitRun(t, c, run.ID)
+	r = waitRun(t, c, run.ID)
 	if r.State != wfrun.RunSucceeded {
 		t.Fatalf("after the restart the run ended %s (%s): %+v", r.State, r.Reason, r.Steps)
 	}
@@ -128,20 +128,17 @@ steps:
 		t.Fatal(err)
 	}
 	var host string
-	deadline := time.Now().Add(60 * time.Second)
-	for host == "" {
-		r, err := c.WorkflowRun(ctx, run.ID)
-		if err != nil {
+	var r *api.WorkflowRun
+	enginetest.Eventually(t, 60*time.Second, "step s runs on a host", func() bool {
+		var err error
+		if r, err = c.WorkflowRun(ctx, run.ID); err != nil {
 			t.Fatal(err)
 		}
 		if s := stepOf(r, "s"); s.State == wfrun.StepRunning && s.Host != "" {
 			host = s.Host
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("step s never ran: %+v", r)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the API
-	}
+		return host != ""
+	}, func() string { return fmt.Sprintf("step s never ran: %+v", r) })
 	hung := engines.Engines[0]
 	if hung.Name != host {
 		hung = engines.Engines[1]
@@ -150,7 +147,7 @@ steps:
 		t.Fatal(err)
 	}
 	defer hung.Resume()
-	r := waitRun(t, c, run.ID)
+	r = waitRun(t, c, run.ID)
 	s := stepOf(r, "s")
 	if r.State != wfrun.RunSucceeded || s.Try != 1 || s.Host == host {
 		t.Fatalf("run %s (%s); step %+v: want succeeded on the other host in its first try", r.State, r.Reason, s)

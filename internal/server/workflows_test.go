@@ -247,22 +247,20 @@ steps:
 // key=value.
 func waitAlertFiring(t *testing.T, c *apiclient.Client, name, key, value string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var firing []api.FiringAlert
+	enginetest.Eventually(t, 30*time.Second, fmt.Sprintf("alert %s{%s=%s} fires", name, key, value), func() bool {
 		st, err := c.Alerts(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range st.Firing {
+		firing = st.Firing
+		for _, f := range firing {
 			if f.Name == name && f.Labels[key] == value {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alert %s{%s=%s} never fired: %+v", name, key, value, st.Firing)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the API
-	}
+		return false
+	}, func() string { return fmt.Sprintf("firing: %+v", firing) })
 }
 
 // `fusebox workflow run TEMPLATE` shows each step's progress as it happens
