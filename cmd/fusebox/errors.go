@@ -14,6 +14,10 @@ import (
 // try instead.
 func explain(err error) (msg, hint string) {
 	msg = err.Error()
+	var he *hintError
+	if errors.As(err, &he) {
+		return msg, he.hint
+	}
 	var ce *apiclient.ConnError
 	if errors.As(err, &ce) {
 		if apiclient.CertError(err) {
@@ -50,3 +54,13 @@ func explain(err error) (msg, hint string) {
 	}
 	return msg, ""
 }
+
+// hintError is an error with what to try instead, for the few a command
+// knows better than explain (a workflow run that is not found).
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }

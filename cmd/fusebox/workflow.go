@@ -26,11 +26,15 @@ func (a *app) workflowCommand() *cobra.Command {
 		Short:   "Run multi-step container workflows and look at their runs",
 		Long: `Run workflows: DAGs of container steps that pass files to each other,
 each step a job on the fleet. Finished steps are cached by what they ran
-on; a workflow that keeps failing is refused fast by its circuit breaker.`,
+on; a workflow that keeps failing is refused fast by its circuit breaker.
+
+RUN is a run's id, a unique prefix of it (with or without its wf-), or a
+workflow's name, meaning that workflow's newest run.`,
 		Example: `  fusebox workflow run pipeline.yaml --param version=1.2 --task-id build-42
   fusebox workflow run diamond
   fusebox workflow runs --task-id build-42
   fusebox workflow status RUN
+  fusebox workflow status diamond     # the newest run of a workflow
   fusebox workflow artifacts RUN package --output package.tar`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -252,7 +256,13 @@ func (a *app) workflowStatusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status RUN",
 		Short: "Show a run and its steps (state, host, tries, cached, why each ran)",
-		Args:  exactArgs(1),
+		Long: `Show a run and its steps (state, host, tries, cached, why each ran). RUN may
+be a unique prefix of the run's id (with or without its wf-), or a
+workflow's name, meaning its newest run.`,
+		Example: `  fusebox workflow status wf-0k3h2m7x9q4r8t1v
+  fusebox workflow status 0k3h2m7x       # a unique prefix
+  fusebox workflow status diamond -o json`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -260,7 +270,7 @@ func (a *app) workflowStatusCommand() *cobra.Command {
 			}
 			r, err := c.WorkflowRun(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return runRefError(err)
 			}
 			if a.structured() {
 				return a.printJSON(r)
@@ -321,7 +331,10 @@ func (a *app) workflowCancelCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cancel RUN...",
 		Short: "Cancel runs: their running steps' jobs are cancelled, the rest skipped",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Cancel runs: their running steps' jobs are cancelled, the rest skipped. Each
+RUN may be a unique prefix of a run's id (with or without its wf-), or a
+workflow's name, meaning its newest run.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -331,7 +344,7 @@ func (a *app) workflowCancelCommand() *cobra.Command {
 			for _, id := range args {
 				r, err := c.CancelWorkflowRun(cmd.Context(), id)
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", id, err))
+					errs = append(errs, runRefError(fmt.Errorf("%s: %w", id, err)))
 					continue
 				}
 				fmt.Fprintf(a.stdout, "run %s: cancel asked for (it is %s)\n", r.ID, r.State)
@@ -406,9 +419,13 @@ func (a *app) workflowArtifactsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "artifacts RUN [STEP]",
 		Short: "List a run's artifacts, or download one step's output as a tar",
+		Long: `List a run's artifacts, or download one step's output as a tar. RUN may be a
+unique prefix of the run's id (with or without its wf-), or a workflow's
+name, meaning its newest run.`,
 		Example: `  fusebox workflow artifacts RUN
   fusebox workflow artifacts RUN merge --output result.tar
-  fusebox workflow artifacts RUN train --path /out/model | tar -x`,
+  fusebox workflow artifacts RUN train --path /out/model | tar -x
+  fusebox workflow artifacts diamond d -O d.tar   # the newest diamond run's`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -418,7 +435,7 @@ func (a *app) workflowArtifactsCommand() *cobra.Command {
 			if len(args) == 1 {
 				r, err := c.WorkflowRun(cmd.Context(), args[0])
 				if err != nil {
-					return err
+					return runRefError(err)
 				}
 				if a.structured() {
 					return a.printJSON(r.Steps)
@@ -450,7 +467,7 @@ func (a *app) workflowArtifactsCommand() *cobra.Command {
 			}
 			rc, err := c.WorkflowArtifact(cmd.Context(), args[0], args[1], path)
 			if err != nil {
-				return err
+				return runRefError(err)
 			}
 			defer rc.Close()
 			n, err := io.Copy(w, rc)
@@ -466,4 +483,14 @@ func (a *app) workflowArtifactsCommand() *cobra.Command {
 	cmd.Flags().StringVar(&path, "path", "", "the output, as the step declares it (may be left out when the step has one)")
 	cmd.Flags().StringVarP(&output, "output", "O", "", "write the tar to this file (default: stdout)")
 	return cmd
+}
+
+// runRefError says where to find a run's id when the server knows no run
+// (or artifact) by the one given.
+func runRefError(err error) error {
+	var ae *apiclient.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
+		return &hintError{err: err, hint: "List runs with 'fusebox workflow runs', a run's outputs with 'fusebox workflow artifacts RUN'."}
+	}
+	return err
 }
