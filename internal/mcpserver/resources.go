@@ -268,7 +268,7 @@ func (s *server) followRun(id string) func(context.Context, func()) error {
 					Run string `json:"run"`
 					To  string `json:"to"`
 				}
-				if json.Unmarshal(ev.Data, &d) != nil || d.Run != id {
+				if json.Unmarshal(ev.Data, &d) != nil || d.Run != r.ID { // id may be a prefix or a name
 					return nil
 				}
 				notify()

@@ -37,7 +37,7 @@ type RunOut struct {
 // RunIDIn is the input of the tools that take a run id.
 type RunIDIn struct {
 	CallOptions
-	ID string `json:"id" jsonschema:"the run's id (from run_workflow or list_workflow_runs)"`
+	ID string `json:"id" jsonschema:"the run's id (from run_workflow or list_workflow_runs), a unique prefix of it, or a workflow's name for its newest run"`
 }
 
 // ListRunsIn is the input of list_workflow_runs.
