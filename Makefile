@@ -5,7 +5,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Packages whose tests run with the race detector (the concurrent ones).
 RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/... ./internal/event/... ./internal/apiclient/... ./internal/alert/... ./internal/workflow/...
 
-.PHONY: all build deps deps-test demo test test-short bench lint fmt clean
+.PHONY: all build deps deps-test demo test test-short chaos bench lint fmt clean
 
 all: build
 
@@ -32,6 +32,15 @@ test: deps-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -p 1 -race $(RACE_PKGS)
+
+# The chaos suite in its full form (internal/chaos): every fault scenario
+# against private engines and a real fusebox serve, faults held 30 s to a
+# minute, the 5,000-submission storm; prints the table of figures (also in
+# bin/chaos.md). make test runs the short form.
+chaos: deps
+	@mkdir -p bin
+	$(GO) test -count=1 -timeout 90m -run '^TestChaos$$' ./internal/chaos/ -args -chaos.full -chaos.table=$(CURDIR)/bin/chaos.md; \
+	rc=$$?; cat bin/chaos.md 2>/dev/null; exit $$rc
 
 test-short:
 	$(GO) test -count=1 -short ./...
