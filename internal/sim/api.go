@@ -202,7 +202,13 @@ func (e *Engine) container(w http.ResponseWriter, r *http.Request, ref, op strin
 		}
 		select {
 		case <-exited:
-			_, _ = w.Write(frame(1, "simulated job output\n"))
+			line := "simulated job output\n"
+			if ts := r.URL.Query().Get("timestamps"); ts == "1" || ts == "true" {
+				e.mu.Lock()
+				line = ct.finished.UTC().Format("2006-01-02T15:04:05.000000000Z") + " " + line
+				e.mu.Unlock()
+			}
+			_, _ = w.Write(frame(1, line))
 		default:
 		}
 	case op == "" && r.Method == http.MethodDelete:

@@ -3,11 +3,16 @@ package sim_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"fusebox/internal/dispatch"
 	"fusebox/internal/engine"
+	"fusebox/internal/fleet"
+	"fusebox/internal/job"
 	"fusebox/internal/sim"
+	"fusebox/internal/store/sqlite"
 )
 
 func client(t *testing.T, e *sim.Engine) *engine.Client {
@@ -96,5 +101,63 @@ func TestSimulatedEngineFails(t *testing.T) {
 	e.Resume()
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("ping after resume: %v", err)
+	}
+}
+
+// The real fleet and dispatcher run jobs to their end on simulated
+// engines: what the scale benchmark relies on.
+func TestDispatcherRunsJobsOnSimulatedEngines(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fusebox.db"), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cl := sim.New(3, sim.Model{JobRuntime: 20 * time.Millisecond})
+	defer cl.Close()
+	var hosts []fleet.HostConfig
+	for _, e := range cl.Engines() {
+		hosts = append(hosts, fleet.HostConfig{Name: e.Name(), Engine: engine.Config{Address: e.Address(), Dial: e.Dial}})
+	}
+	fl, err := fleet.New(fleet.Config{Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	if err := fl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(dispatch.Config{}, db, fl)
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	var ids []string
+	for range 20 {
+		j, _, err := d.Submit(ctx, job.Spec{Image: "busybox:latest", Command: []string{"true"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range ids {
+		for {
+			j, err := db.JobGetByID(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.State.Terminal() {
+				logs, err := db.LogsGet(ctx, id)
+				if j.State != job.StateSucceeded || err != nil || string(logs.Stdout) != "simulated job output\n" {
+					t.Fatalf("job %s: %s (%s), logs %q %v", id, j.State, j.Reason, logs.Stdout, err)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s still %s (%s)", id, j.State, j.Reason)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the store until a deadline
+		}
 	}
 }
