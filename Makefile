@@ -5,7 +5,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Packages whose tests run with the race detector (the concurrent ones).
 RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/... ./internal/event/... ./internal/apiclient/... ./internal/alert/... ./internal/workflow/...
 
-.PHONY: all build deps deps-test demo test test-short chaos bench lint fmt clean
+.PHONY: all build deps deps-test demo test test-short chaos bench bench-run fuzz lint fmt clean
 
 all: build
 
@@ -45,15 +45,54 @@ chaos: deps
 test-short:
 	$(GO) test -count=1 -short ./...
 
-bench: bench-breaker
+# make bench: every benchmark run below (bench-run), in one go, then one
+# report of them all (cmd/fusebox-bench-report): Markdown printed and in
+# $(BENCH_DIR)/bench-report.md, JSON in bench-report.json, the scale plot
+# in bench-scale.svg; the raw go test output in bench.txt. Add a
+# benchmark run to bench-run and it is in the report. docs/performance.md
+# holds a report with the machine it ran on.
+BENCH_DIR ?= bin/bench
+
+bench:
+	@mkdir -p $(BENCH_DIR)
+	$(MAKE) --no-print-directory bench-run 2>&1 | tee $(BENCH_DIR)/bench.txt
+	$(GO) run ./cmd/fusebox-bench-report -in $(BENCH_DIR)/bench.txt -md $(BENCH_DIR)/bench-report.md \
+		-json $(BENCH_DIR)/bench-report.json -svg $(BENCH_DIR)/bench-scale.svg
+
+bench-run: bench-breaker
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/... ./internal/engine/... ./internal/event/... ./internal/alert/...
-	$(GO) test -run '^$$' -bench RunWaitAgainstDockerRun -benchtime 10x ./internal/server/
+	$(GO) test -run '^$$' -bench RunWaitAgainstDockerRun -benchtime 20x ./internal/server/
 	$(GO) test -run '^$$' -bench DispatchWithDeadAlertReceiver -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench DiamondAgainstByHand -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench CopyOutIn -benchtime 5x ./internal/workflow/artifact/
 	$(GO) test -run '^$$' -bench ImageLoadAgainstDockerLoad -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench ImageTransfer -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench PullAgainstDockerPull -benchtime 3x ./internal/server/
+	$(GO) test -run '^$$' -bench APIAgainstEngine -benchtime 1x -timeout 20m ./internal/server/
+	$(GO) test -run '^$$' -bench GetJob -benchtime 200x ./internal/mcpserver/
+	$(GO) test -run '^$$' -bench ScaleSimulated -benchtime 1x -timeout 30m ./internal/sim/
+
+# make fuzz: each fuzz target for FUZZTIME. Crashers land in the package's
+# testdata/fuzz/<Target>/ (commit them: they are regression tests that
+# every go test runs); the corpus the fuzzer grows stays in the Go cache
+# ($$(go env GOCACHE)/fuzz), so the next run starts from it.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := \
+	./breaker:FuzzBreaker \
+	./internal/config:FuzzParse \
+	./internal/job:FuzzValidate \
+	./internal/job:FuzzDecodeMarks \
+	./internal/api:FuzzDecodeSpec \
+	./internal/api:FuzzDecodeHostAction \
+	./internal/api:FuzzDecodeWorkflowRunRequest \
+	./internal/workflow/def:FuzzParse
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name in $$pkg ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: the files above need formatting (make fmt)"; exit 1; }
