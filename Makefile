@@ -68,7 +68,7 @@ bench-run: bench-breaker
 	$(GO) test -run '^$$' -bench ImageLoadAgainstDockerLoad -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench ImageTransfer -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench PullAgainstDockerPull -benchtime 3x ./internal/server/
-	$(GO) test -run '^$$' -bench APIAgainstEngine -benchtime 1x -timeout 20m ./internal/server/
+	$(GO) test -run '^$$' -bench APIAgainstEngine -benchtime 3x -timeout 20m ./internal/server/
 	$(GO) test -run '^$$' -bench GetJob -benchtime 200x ./internal/mcpserver/
 	$(GO) test -run '^$$' -bench ScaleSimulated -benchtime 1x -timeout 30m ./internal/sim/
 
