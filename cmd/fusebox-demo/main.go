@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
@@ -325,10 +326,10 @@ func (d *demo) summary(ctx context.Context, hung string) error {
 	}
 	var openedAt, closedAt time.Time
 	for _, t := range trs {
-		if t.Host == hung && t.To == "open" && openedAt.IsZero() && t.At.After(d.hungAt) {
+		if t.Host == hung && t.To == breaker.StateOpen && openedAt.IsZero() && t.At.After(d.hungAt) {
 			openedAt = t.At
 		}
-		if t.Host == hung && t.To == "closed" && !openedAt.IsZero() && t.At.After(openedAt) && closedAt.IsZero() {
+		if t.Host == hung && t.To == breaker.StateClosed && !openedAt.IsZero() && t.At.After(openedAt) && closedAt.IsZero() {
 			closedAt = t.At
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/fleet"
@@ -19,7 +20,7 @@ import (
 type hostAction struct {
 	name  string
 	short string
-	do    func(c *apiclient.Client, ctx context.Context, name, reason string) (*fleet.HostStatus, error)
+	do    func(c *apiclient.Client, ctx context.Context, name, reason string) (*api.Host, error)
 	done  string // printed after, with the host's name
 }
 
@@ -74,7 +75,7 @@ last operator action.`,
 			}
 			if a.structured() {
 				if hosts == nil {
-					hosts = []fleet.HostStatus{}
+					hosts = []api.Host{}
 				}
 				return a.printJSON(hosts)
 			}
@@ -86,10 +87,10 @@ last operator action.`,
 			t := newTable(a.stdout, header...)
 			for _, h := range hosts {
 				next := ""
-				if h.Breaker.State == "open" || h.Breaker.State == "half-open" {
+				if h.Breaker.State == breaker.StateOpen || h.Breaker.State == breaker.StateHalfOpen {
 					next = until(now, h.Breaker.NextProbeAt)
 				}
-				row := []string{h.Name, string(h.State), h.Breaker.State, fmt.Sprintf("%d/%d", h.Running, h.Capacity),
+				row := []string{h.Name, string(h.State), h.Breaker.State.String(), fmt.Sprintf("%d/%d", h.Running, h.Capacity),
 					fmt.Sprintf("%d/%d", h.Calls.InFlight, h.Calls.Limit),
 					strconv.Itoa(h.Breaker.ConsecutiveFailures), strconv.Itoa(h.Breaker.Trips), next, hostLabelsText(h.Labels)}
 				reason := hostReason(now, h)
@@ -113,7 +114,7 @@ last operator action.`,
 
 // hostReason is why a host is in its state, with its operator's action's
 // age, its degradation modes and its last error.
-func hostReason(now time.Time, h fleet.HostStatus) string {
+func hostReason(now time.Time, h api.Host) string {
 	reason := h.Reason
 	if op := h.Operator; op != nil && (h.State == fleet.HostIsolated || h.State == fleet.HostDraining) {
 		reason += " (" + age(now, op.At) + " ago)"
@@ -144,7 +145,7 @@ func hostLabelsText(labels map[string]string) string {
 }
 
 // printHost shows one host in full.
-func (a *app) printHost(h *fleet.HostStatus) error {
+func (a *app) printHost(h *api.Host) error {
 	now := a.now()
 	kv := newTable(a.stdout, "Name:", h.Name)
 	kv.row("Address:", h.Address)
@@ -159,7 +160,7 @@ func (a *app) printHost(h *fleet.HostStatus) error {
 	if !b.OpenedAt.IsZero() {
 		kv.row("  opened:", timestamp(b.OpenedAt)+" ("+age(now, b.OpenedAt)+" ago)")
 	}
-	if !b.NextProbeAt.IsZero() && (b.State == "open" || b.State == "half-open") {
+	if !b.NextProbeAt.IsZero() && (b.State == breaker.StateOpen || b.State == breaker.StateHalfOpen) {
 		kv.row("  next probe:", timestamp(b.NextProbeAt)+" ("+until(now, b.NextProbeAt)+")")
 	}
 	kv.row("Calls:", fmt.Sprintf("%d in flight, limit %d, %d waiting", h.Calls.InFlight, h.Calls.Limit, h.Calls.Waiting))
@@ -231,13 +232,13 @@ func (a *app) hostTransitionsCommand() *cobra.Command {
 			}
 			if a.structured() {
 				if ts == nil {
-					ts = []fleet.Transition{}
+					ts = []api.HostTransition{}
 				}
 				return a.printJSON(ts)
 			}
 			t := newTable(a.stdout, "TIME", "HOST", "FROM", "TO")
 			for _, tr := range ts {
-				t.row(timestamp(tr.At), tr.Host, tr.From, tr.To)
+				t.row(timestamp(tr.At), tr.Host, tr.From.String(), tr.To.String())
 			}
 			return t.flush()
 		},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/api/apitest"
 	"fusebox/internal/fleet"
@@ -82,15 +83,19 @@ func cliTo(t *testing.T, env map[string]string, stdout, stderr *syncBuffer, args
 	return execute(ctx, args, func(k string) string { return env[k] }, stdout, stderr)
 }
 
-var testHosts = []fleet.HostStatus{
-	{Name: "h1", Capacity: 4, Running: 1, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: "closed"}},
-	{Name: "h2", Capacity: 2, State: fleet.HostUnavailable, LastError: "engine h2: container create: host: context deadline exceeded",
-		Breaker: fleet.BreakerStatus{State: "open", ConsecutiveFailures: 5, Trips: 2, NextProbeAt: time.Now().Add(90 * time.Second)}},
+// testHosts are the hosts of the test API, made afresh for each test so
+// that h2's next probe is 90 s from when the test starts, whenever that is.
+func testHosts() []fleet.HostStatus {
+	return []fleet.HostStatus{
+		{Name: "h1", Capacity: 4, Running: 1, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: breaker.StateClosed}},
+		{Name: "h2", Capacity: 2, State: fleet.HostUnavailable, LastError: "engine h2: container create: host: context deadline exceeded",
+			Breaker: fleet.BreakerStatus{State: breaker.StateOpen, ConsecutiveFailures: 5, Trips: 2, NextProbeAt: time.Now().Add(90 * time.Second)}},
+	}
 }
 
 func start(t *testing.T, cfg api.Config) (*apitest.Env, map[string]string) {
 	t.Helper()
-	e := apitest.Start(t, cfg, testHosts...)
+	e := apitest.Start(t, cfg, testHosts()...)
 	return e, map[string]string{envServer: e.URL}
 }
 
@@ -443,8 +448,8 @@ func TestHosts(t *testing.T) {
 		t.Errorf("table:\n%s", r.stdout)
 	}
 	r = cli(t, env, "hosts", "-o", "json")
-	var hs []fleet.HostStatus
-	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil || len(hs) != 2 {
+	var hs []api.Host
+	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil || len(hs) != 2 || hs[1].Breaker.State != breaker.StateOpen {
 		t.Errorf("json: %v %s", err, r.stdout)
 	}
 
@@ -478,7 +483,7 @@ func TestHosts(t *testing.T) {
 		wantCode(t, cli(t, env, act, "h2"), 0)
 	}
 	r = cli(t, env, "-o", "json", "release", "h2")
-	var h fleet.HostStatus
+	var h api.Host
 	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || h.State != fleet.HostHealthy {
 		t.Errorf("release -o json: %v %s", err, r.stdout)
 	}

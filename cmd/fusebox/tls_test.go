@@ -25,7 +25,7 @@ func TestCACert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{TLS: &files}, apitest.NewService(), apitest.NewFleet(testHosts...), nil, slog.New(slog.DiscardHandler))
+	srv := api.New(api.Config{TLS: &files}, apitest.NewService(), apitest.NewFleet(testHosts()...), nil, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

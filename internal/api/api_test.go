@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/api/apitest"
 	"fusebox/internal/fleet"
@@ -21,9 +22,9 @@ import (
 )
 
 var testHosts = []fleet.HostStatus{
-	{Name: "h1", Address: "unix:///run/h1.sock", Capacity: 4, Weight: 1, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: "closed"}},
+	{Name: "h1", Address: "unix:///run/h1.sock", Capacity: 4, Weight: 1, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: breaker.StateClosed}},
 	{Name: "h2", Address: "tcp://10.0.0.2:2376", Capacity: 2, Weight: 1, State: fleet.HostUnavailable,
-		Breaker: fleet.BreakerStatus{State: "open", ConsecutiveFailures: 5, Trips: 1}, LastError: "dial tcp: connection refused"},
+		Breaker: fleet.BreakerStatus{State: breaker.StateOpen, ConsecutiveFailures: 5, Trips: 1}, LastError: "dial tcp: connection refused"},
 }
 
 type response struct {
@@ -516,7 +517,7 @@ func TestHosts(t *testing.T) {
 	r := do(t, "GET", e.URL+"/v1/hosts", "")
 	wantStatus(t, r, 200, "")
 	hl := decode[api.HostList](t, r)
-	if len(hl.Hosts) != 2 || hl.Hosts[1].Breaker.State != "open" || hl.Hosts[1].LastError == "" {
+	if len(hl.Hosts) != 2 || hl.Hosts[1].Breaker.State != breaker.StateOpen || hl.Hosts[1].LastError == "" {
 		t.Errorf("hosts %+v", hl)
 	}
 	r = do(t, "GET", e.URL+"/v1/hosts/h1", "")
@@ -529,12 +530,12 @@ func TestHosts(t *testing.T) {
 	for _, c := range []struct {
 		action  string
 		state   fleet.HostState
-		breaker string
+		breaker breaker.State
 	}{
-		{"isolate", fleet.HostIsolated, "forced-open"},
-		{"release", fleet.HostHealthy, "closed"},
-		{"drain", fleet.HostDraining, "closed"},
-		{"reset", fleet.HostHealthy, "closed"},
+		{"isolate", fleet.HostIsolated, breaker.StateForcedOpen},
+		{"release", fleet.HostHealthy, breaker.StateClosed},
+		{"drain", fleet.HostDraining, breaker.StateClosed},
+		{"reset", fleet.HostHealthy, breaker.StateClosed},
 	} {
 		r := do(t, "POST", e.URL+"/v1/hosts/h1/"+c.action, "")
 		wantStatus(t, r, 200, "")
@@ -547,7 +548,7 @@ func TestHosts(t *testing.T) {
 	r = do(t, "GET", e.URL+"/v1/hosts/transitions", "")
 	wantStatus(t, r, 200, "")
 	tl := decode[api.HostTransitionList](t, r)
-	if len(tl.Transitions) != 2 || tl.Transitions[0].To != "forced-open" || tl.Transitions[1].To != "closed" {
+	if len(tl.Transitions) != 2 || tl.Transitions[0].To != breaker.StateForcedOpen || tl.Transitions[1].To != breaker.StateClosed {
 		t.Errorf("transitions %+v", tl.Transitions)
 	}
 }

@@ -22,7 +22,11 @@
 // implementation, and it keeps no job state of its own.
 //
 // The wire types (SubmitResponse, JobDetail, LogEvent, ErrorResponse, ...)
-// are declared here once and shared with internal/apiclient.
+// are declared here once and shared with internal/apiclient. The hosts'
+// (Host, HostBreaker, HostTransition, ...) are converted here from the
+// fleet's status types, which carry no JSON of their own, so that a field
+// renamed inside the fleet does not change /v1; states travel typed
+// (breaker.State, fleet.HostState), encoded as their names.
 //
 // Routes (role needed when tokens are configured):
 //

@@ -14,20 +14,12 @@ import (
 
 // listHosts: GET /v1/hosts.
 func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
-	hs := s.fleet.Hosts()
-	if hs == nil {
-		hs = []fleet.HostStatus{}
-	}
-	writeJSON(w, http.StatusOK, HostList{Hosts: hs})
+	writeJSON(w, http.StatusOK, HostList{Hosts: hostsOf(s.fleet.Hosts())})
 }
 
 // hostTransitions: GET /v1/hosts/transitions.
 func (s *Server) hostTransitions(w http.ResponseWriter, r *http.Request) {
-	ts := s.fleet.HostTransitions()
-	if ts == nil {
-		ts = []fleet.Transition{}
-	}
-	writeJSON(w, http.StatusOK, HostTransitionList{Transitions: ts})
+	writeJSON(w, http.StatusOK, HostTransitionList{Transitions: hostTransitionsOf(s.fleet.HostTransitions())})
 }
 
 // getHost: GET /v1/hosts/{name}.
@@ -37,7 +29,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, HostResponse{Host: h})
+	writeJSON(w, http.StatusOK, HostResponse{Host: hostOf(h)})
 }
 
 // MaxReasonBytes bounds the reason of an operator action.
@@ -71,7 +63,7 @@ func (s *Server) hostAction(action string) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, HostResponse{Host: h})
+		writeJSON(w, http.StatusOK, HostResponse{Host: hostOf(h)})
 	}
 }
 

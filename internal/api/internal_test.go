@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"fusebox/internal/event"
-	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 )
 
@@ -77,14 +76,15 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"LogEvent":             reflect.TypeFor[LogEvent](),
 		"QueueStats":           reflect.TypeFor[QueueStats](),
 		"WhoAmI":               reflect.TypeFor[WhoAmI](),
-		"HostStatus":           reflect.TypeFor[fleet.HostStatus](),
-		"BreakerStatus":        reflect.TypeFor[fleet.BreakerStatus](),
-		"CallLatency":          reflect.TypeFor[fleet.CallLatency](),
+		"HostStatus":           reflect.TypeFor[Host](),
+		"BreakerStatus":        reflect.TypeFor[HostBreaker](),
+		"LimiterStatus":        reflect.TypeFor[HostCalls](),
+		"CallLatency":          reflect.TypeFor[HostCallLatency](),
 		"HostList":             reflect.TypeFor[HostList](),
 		"HostResponse":         reflect.TypeFor[HostResponse](),
-		"HostOperator":         reflect.TypeFor[fleet.Operator](),
+		"HostOperator":         reflect.TypeFor[HostOperator](),
 		"HostActionRequest":    reflect.TypeFor[HostActionRequest](),
-		"HostTransition":       reflect.TypeFor[fleet.Transition](),
+		"HostTransition":       reflect.TypeFor[HostTransition](),
 		"HostTransitionList":   reflect.TypeFor[HostTransitionList](),
 		"Error":                reflect.TypeFor[ErrorResponse](),
 		"Problem":              reflect.TypeFor[Problem](),

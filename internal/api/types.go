@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 )
 
@@ -55,13 +54,13 @@ type LogEvent struct {
 
 // HostList is the body of GET /v1/hosts.
 type HostList struct {
-	Hosts []fleet.HostStatus `json:"hosts"`
+	Hosts []Host `json:"hosts"`
 }
 
 // HostResponse is the body of GET /v1/hosts/{name} and of the operator
 // actions (the host as it is after the action).
 type HostResponse struct {
-	Host fleet.HostStatus `json:"host"`
+	Host Host `json:"host"`
 }
 
 // HostActionRequest is the optional body of the operator actions (POST
@@ -73,7 +72,7 @@ type HostActionRequest struct {
 
 // HostTransitionList is the body of GET /v1/hosts/transitions.
 type HostTransitionList struct {
-	Transitions []fleet.Transition `json:"transitions"`
+	Transitions []HostTransition `json:"transitions"`
 }
 
 // WhoAmI is the body of GET /v1/whoami: the name the request's token acts

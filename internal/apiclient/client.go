@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"fusebox/internal/api"
-	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -349,7 +348,7 @@ func (c *Client) Queue(ctx context.Context) (api.QueueStats, error) {
 }
 
 // Hosts returns every host.
-func (c *Client) Hosts(ctx context.Context) ([]fleet.HostStatus, error) {
+func (c *Client) Hosts(ctx context.Context) ([]api.Host, error) {
 	var out api.HostList
 	if _, err := c.do(ctx, http.MethodGet, "/v1/hosts", nil, nil, &out); err != nil {
 		return nil, err
@@ -359,7 +358,7 @@ func (c *Client) Hosts(ctx context.Context) ([]fleet.HostStatus, error) {
 
 // Host returns one host; api.ErrHostNotFound (through errors.Is) if none
 // has that name.
-func (c *Client) Host(ctx context.Context, name string) (*fleet.HostStatus, error) {
+func (c *Client) Host(ctx context.Context, name string) (*api.Host, error) {
 	var out api.HostResponse
 	if _, err := c.do(ctx, http.MethodGet, hostPath(name), nil, nil, &out); err != nil {
 		return nil, err
@@ -368,7 +367,7 @@ func (c *Client) Host(ctx context.Context, name string) (*fleet.HostStatus, erro
 }
 
 // HostTransitions returns the recent breaker transitions of every host.
-func (c *Client) HostTransitions(ctx context.Context) ([]fleet.Transition, error) {
+func (c *Client) HostTransitions(ctx context.Context) ([]api.HostTransition, error) {
 	var out api.HostTransitionList
 	if _, err := c.do(ctx, http.MethodGet, "/v1/hosts/transitions", nil, nil, &out); err != nil {
 		return nil, err
@@ -376,7 +375,7 @@ func (c *Client) HostTransitions(ctx context.Context) ([]fleet.Transition, error
 	return out.Transitions, nil
 }
 
-func (c *Client) hostAction(ctx context.Context, name, action, reason string) (*fleet.HostStatus, error) {
+func (c *Client) hostAction(ctx context.Context, name, action, reason string) (*api.Host, error) {
 	var out api.HostResponse
 	var body any
 	if reason != "" {
@@ -391,24 +390,24 @@ func (c *Client) hostAction(ctx context.Context, name, action, reason string) (*
 // Isolate forces a host's breaker open; it returns the host after. The
 // action is stored with reason ("" for none) and the token's name, and
 // outlives a restart of the server.
-func (c *Client) Isolate(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+func (c *Client) Isolate(ctx context.Context, name, reason string) (*api.Host, error) {
 	return c.hostAction(ctx, name, "isolate", reason)
 }
 
 // Drain stops placing jobs on a host; running ones finish. Stored as
 // Isolate is.
-func (c *Client) Drain(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+func (c *Client) Drain(ctx context.Context, name, reason string) (*api.Host, error) {
 	return c.hostAction(ctx, name, "drain", reason)
 }
 
 // Release undoes Isolate and Drain.
-func (c *Client) Release(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+func (c *Client) Release(ctx context.Context, name, reason string) (*api.Host, error) {
 	return c.hostAction(ctx, name, "release", reason)
 }
 
 // Reset closes a host's breaker (ending an isolation) and clears its
 // counts.
-func (c *Client) Reset(ctx context.Context, name, reason string) (*fleet.HostStatus, error) {
+func (c *Client) Reset(ctx context.Context, name, reason string) (*api.Host, error) {
 	return c.hostAction(ctx, name, "reset", reason)
 }
 

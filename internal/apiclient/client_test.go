@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/api/apitest"
 	"fusebox/internal/apiclient"
@@ -21,8 +22,8 @@ import (
 )
 
 var hosts = []fleet.HostStatus{
-	{Name: "h1", Capacity: 2, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: "closed"}},
-	{Name: "h2", Capacity: 2, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: "closed"}},
+	{Name: "h1", Capacity: 2, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: breaker.StateClosed}},
+	{Name: "h2", Capacity: 2, State: fleet.HostHealthy, Breaker: fleet.BreakerStatus{State: breaker.StateClosed}},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -163,7 +164,7 @@ func TestHosts(t *testing.T) {
 		t.Fatalf("Hosts: %v %v", hs, err)
 	}
 	for _, step := range []struct {
-		do     func(context.Context, string, string) (*fleet.HostStatus, error)
+		do     func(context.Context, string, string) (*api.Host, error)
 		state  fleet.HostState
 		action string
 	}{
@@ -183,8 +184,8 @@ func TestHosts(t *testing.T) {
 		t.Fatalf("Host: %+v %v", h, err)
 	}
 	ts, err := c.HostTransitions(ctx)
-	if err != nil || len(ts) != 2 {
-		t.Fatalf("HostTransitions: %v %v", ts, err)
+	if err != nil || len(ts) != 2 || ts[0].From != breaker.StateClosed || ts[0].To != breaker.StateForcedOpen {
+		t.Fatalf("HostTransitions: %+v %v", ts, err)
 	}
 	if err := c.Health(ctx); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/engine"
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
@@ -231,10 +232,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.unsubscribe = d.fleet.Subscribe(func(t fleet.Transition) {
 		switch t.To {
-		case "closed", "half-open":
+		case breaker.StateClosed, breaker.StateHalfOpen:
 			signal(d.fenceWake)
 			d.Wake()
-		case "open":
+		case breaker.StateOpen:
 			d.abortLaunches(t.Host)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/dispatch"
 	"fusebox/internal/engine"
 	"fusebox/internal/fleet"
@@ -64,7 +65,7 @@ func TestNonZeroExitIsAJobFailureAndNeverTripsABreaker(t *testing.T) {
 		}
 	}
 	for _, h := range r.fleet.Statuses() {
-		if h.Breaker.State != "closed" || h.Breaker.ConsecutiveFailures != 0 || h.Breaker.Trips != 0 {
+		if h.Breaker.State != breaker.StateClosed || h.Breaker.ConsecutiveFailures != 0 || h.Breaker.Trips != 0 {
 			t.Fatalf("host %s breaker after job failures: %+v", h.Name, h.Breaker)
 		}
 	}
@@ -180,7 +181,7 @@ func TestAllHostsDownQueueIsBoundedAndDrains(t *testing.T) {
 	}
 	enginetest.Eventually(t, 20*time.Second, "every breaker open", func() bool {
 		for _, h := range r.fleet.Statuses() {
-			if h.Breaker.State == "closed" {
+			if h.Breaker.State == breaker.StateClosed {
 				return false
 			}
 		}
@@ -246,7 +247,7 @@ func TestHungHostTripsAloneAndJobsFailOver(t *testing.T) {
 	enginetest.Eventually(t, 20*time.Second, "the hung host's breaker to open", func() bool {
 		submit(1)
 		for _, tr := range r.fleet.Transitions() {
-			if tr.Host == hung && tr.To == "open" {
+			if tr.Host == hung && tr.To == breaker.StateOpen {
 				openedAt = tr.At
 				return true
 			}
@@ -274,7 +275,7 @@ func TestHungHostTripsAloneAndJobsFailOver(t *testing.T) {
 	// until it was closed again.
 	var closedAt time.Time
 	for _, tr := range r.fleet.Transitions() {
-		if tr.Host == hung && tr.To == "closed" && tr.At.After(openedAt) {
+		if tr.Host == hung && tr.To == breaker.StateClosed && tr.At.After(openedAt) {
 			closedAt = tr.At
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/dispatch"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
@@ -45,7 +46,7 @@ func TestHostileSpecsNeverTripAHost(t *testing.T) {
 		}
 	}
 	for _, h := range r.fleet.Statuses() {
-		if h.Breaker.State != "closed" || h.Breaker.ConsecutiveFailures != 0 || h.Breaker.Failures != 0 || h.Breaker.Trips != 0 {
+		if h.Breaker.State != breaker.StateClosed || h.Breaker.ConsecutiveFailures != 0 || h.Breaker.Failures != 0 || h.Breaker.Trips != 0 {
 			t.Errorf("host %s breaker after the hostile corpus: %+v", h.Name, h.Breaker)
 		}
 	}

@@ -65,7 +65,7 @@ func TestEjectionForSlownessIsCapped(t *testing.T) {
 		open, keptN := 0, 0
 		for _, e := range []*enginetest.Engine{slow1, slow2} {
 			switch s := st[e.Name]; {
-			case s.Breaker.State == "open":
+			case s.Breaker.State == breaker.StateOpen:
 				open++
 			case s.State == fleet.HostDegraded && strings.Contains(s.Reason, "max_ejected_percent"):
 				keptN++
@@ -111,7 +111,7 @@ func TestEveryHostSlowKeepsTheLastIn(t *testing.T) {
 		open, lastIn := 0, 0
 		for _, s := range states(f) {
 			switch {
-			case s.Breaker.State == "open":
+			case s.Breaker.State == breaker.StateOpen:
 				open++
 			case strings.Contains(s.Reason, "last of 3 hosts"):
 				lastIn++

@@ -167,7 +167,7 @@ func New(cfg Config) (*Fleet, error) {
 	// in it with their own settings (a workflow's) report too.
 	reg.OnStateChange(func(name string, from, to breaker.State) {
 		if host, ok := strings.CutPrefix(name, breakerPrefix); ok {
-			f.recordTransition(host, from.String(), to.String())
+			f.recordTransition(host, from, to)
 		}
 		if userChange != nil {
 			userChange(name, from, to)
@@ -297,7 +297,7 @@ func (f *Fleet) Subscribe(fn func(Transition)) (unsubscribe func()) {
 
 type listener struct{ fn func(Transition) }
 
-func (f *Fleet) recordTransition(host, from, to string) {
+func (f *Fleet) recordTransition(host string, from, to breaker.State) {
 	t := Transition{Host: host, From: from, To: to, At: time.Now()}
 	f.mu.Lock()
 	f.transitions = append(f.transitions, t)

@@ -32,7 +32,7 @@ func watch(f *fleet.Fleet, host string) <-chan fleet.Transition {
 
 // waitTo waits for the next transition to state to, skipping others, and
 // fails the test if none comes within timeout.
-func waitTo(t *testing.T, ch <-chan fleet.Transition, to string, timeout time.Duration) fleet.Transition {
+func waitTo(t *testing.T, ch <-chan fleet.Transition, to breaker.State, timeout time.Duration) fleet.Transition {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -99,7 +99,7 @@ func TestDefaultsDetectHungAndDeadHosts(t *testing.T) {
 		if err := sick.Hang(); err != nil {
 			t.Fatal(err)
 		}
-		tr := waitTo(t, ch, "open", hangWithin+time.Second)
+		tr := waitTo(t, ch, breaker.StateOpen, hangWithin+time.Second)
 		hangs = append(hangs, tr.At.Sub(at))
 		if d := tr.At.Sub(at); d > hangWithin {
 			t.Errorf("round %d: a hung host's breaker opened %v after the hang, want within %v", round, d, hangWithin)
@@ -108,7 +108,7 @@ func TestDefaultsDetectHungAndDeadHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 		at = time.Now()
-		tr = waitTo(t, ch, "closed", 30*time.Second)
+		tr = waitTo(t, ch, breaker.StateClosed, 30*time.Second)
 		resumes = append(resumes, tr.At.Sub(at))
 
 		randomPhase()
@@ -116,7 +116,7 @@ func TestDefaultsDetectHungAndDeadHosts(t *testing.T) {
 		if err := sick.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		tr = waitTo(t, ch, "open", killWithin+time.Second)
+		tr = waitTo(t, ch, breaker.StateOpen, killWithin+time.Second)
 		kills = append(kills, tr.At.Sub(at))
 		if d := tr.At.Sub(at); d > killWithin {
 			t.Errorf("round %d: a killed host's breaker opened %v after the kill, want within %v", round, d, killWithin)
@@ -125,7 +125,7 @@ func TestDefaultsDetectHungAndDeadHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 		at = time.Now()
-		tr = waitTo(t, ch, "closed", 60*time.Second)
+		tr = waitTo(t, ch, breaker.StateClosed, 60*time.Second)
 		restarts = append(restarts, tr.At.Sub(at))
 
 		for _, tr := range f.Transitions() {
@@ -270,7 +270,7 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 		return s == fleet.HostUnavailable || s == fleet.HostProbing
 	})
 	t.Logf("breaker opened %v after the hang", time.Since(hungAt).Round(time.Millisecond))
-	if s := other.Status(); s.Breaker.State != "closed" {
+	if s := other.Status(); s.Breaker.State != breaker.StateClosed {
 		t.Fatalf("the healthy host tripped too: %+v", s.Breaker)
 	}
 	if _, err := f.Place(fleet.Request{}); err != nil {
@@ -282,15 +282,15 @@ func TestHealthChecksOpenAHungHostAndBringItBack(t *testing.T) {
 	}
 	resumedAt := time.Now()
 	enginetest.Eventually(t, 15*time.Second, "the resumed host's breaker to close", func() bool {
-		return hung.Status().Breaker.State == "closed"
+		return hung.Status().Breaker.State == breaker.StateClosed
 	})
 	t.Logf("breaker closed %v after the resume", time.Since(resumedAt).Round(time.Millisecond))
 	var sawOpen, sawClose bool
 	for _, tr := range f.Transitions() {
-		if tr.Host == hung.Name() && tr.To == "open" {
+		if tr.Host == hung.Name() && tr.To == breaker.StateOpen {
 			sawOpen = true
 		}
-		if tr.Host == hung.Name() && tr.From == "half-open" && tr.To == "closed" {
+		if tr.Host == hung.Name() && tr.From == breaker.StateHalfOpen && tr.To == breaker.StateClosed {
 			sawClose = true
 		}
 	}

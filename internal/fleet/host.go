@@ -197,7 +197,7 @@ func (h *Host) Status() HostStatus {
 	canaryFailing, canaryErr := h.canaryFailing, h.canaryErr
 	h.mu.Unlock()
 	st.Breaker = BreakerStatus{
-		State:               snap.State.String(),
+		State:               snap.State,
 		ConsecutiveFailures: snap.ConsecutiveFailures,
 		Trips:               snap.Trips,
 		OpenedAt:            snap.OpenedAt,

@@ -30,9 +30,9 @@ func (l *latencies) record(d time.Duration) {
 
 // CallLatency is the latency of a host's recent Docker calls.
 type CallLatency struct {
-	P50     time.Duration `json:"p50_ns"`
-	P99     time.Duration `json:"p99_ns"`
-	Samples int           `json:"samples"` // calls the quantiles are taken over (the last 512 at most)
+	P50     time.Duration
+	P99     time.Duration
+	Samples int // calls the quantiles are taken over (the last 512 at most)
 }
 
 func (l *latencies) status() CallLatency {

@@ -199,9 +199,9 @@ const slowSlack = 0.1 // seconds
 
 // LimiterStatus is a snapshot of a host's limiter.
 type LimiterStatus struct {
-	Limit    int `json:"limit"`
-	InFlight int `json:"in_flight"`
-	Waiting  int `json:"waiting"`
+	Limit    int
+	InFlight int
+	Waiting  int
 }
 
 func (l *limiter) status() LimiterStatus {

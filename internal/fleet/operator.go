@@ -17,10 +17,10 @@ const (
 // host's status shows the last one (HostStatus.Operator), kept after a
 // release so that who released it stays visible.
 type Operator struct {
-	Action string    `json:"action"` // isolate, drain, release, reset
-	By     string    `json:"by"`     // the API token's name ("local" without tokens)
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Action string // isolate, drain, release, reset
+	By     string // the API token's name ("local" without tokens)
+	Reason string
+	At     time.Time
 }
 
 // Act applies op (op.Action is one of the Action constants) to the named

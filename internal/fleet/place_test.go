@@ -122,7 +122,7 @@ func TestPlaceSkipsOpenHalfOpenIsolatedAndDrainingHosts(t *testing.T) {
 		l.Host().Release()
 	}
 	st := f.Host("open").Status()
-	if st.State != HostUnavailable || st.Breaker.State != "open" {
+	if st.State != HostUnavailable || st.Breaker.State != breaker.StateOpen {
 		t.Fatalf("open host status %+v", st)
 	}
 	clock.Advance(time.Minute)
@@ -159,7 +159,7 @@ func TestJobFaultsDoNotCountAgainstTheHost(t *testing.T) {
 		l.Done(jobFault)
 		h.Release()
 	}
-	if st := h.Status(); st.Breaker.State != "closed" || st.Breaker.ConsecutiveFailures != 0 {
+	if st := h.Status(); st.Breaker.State != breaker.StateClosed || st.Breaker.ConsecutiveFailures != 0 {
 		t.Fatalf("after job faults: %+v", st.Breaker)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,7 +167,7 @@ func TestJobFaultsDoNotCountAgainstTheHost(t *testing.T) {
 	for range 10 {
 		h.Call(ctx, func(ctx context.Context, _ *engine.Client) error { return ctx.Err() })
 	}
-	if st := h.Status(); st.Breaker.State != "closed" {
+	if st := h.Status(); st.Breaker.State != breaker.StateClosed {
 		t.Fatalf("after cancelled calls: %+v", st.Breaker)
 	}
 }
@@ -201,7 +201,7 @@ func TestBreakerTransitionsAreRecordedAndPublished(t *testing.T) {
 	f.Release("a")
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != 2 || got[0].To != "forced-open" || got[1].To != "closed" {
+	if len(got) != 2 || got[0].To != breaker.StateForcedOpen || got[1].To != breaker.StateClosed {
 		t.Fatalf("transitions %+v", got)
 	}
 	if len(f.Transitions()) != 2 {

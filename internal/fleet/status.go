@@ -1,6 +1,10 @@
 package fleet
 
-import "time"
+import (
+	"time"
+
+	"fusebox/breaker"
+)
 
 // HostState is what a user sees of a host.
 type HostState string
@@ -38,48 +42,48 @@ func DegradationModes() []DegradationMode {
 
 // BreakerStatus is the part of a breaker snapshot shown to users.
 type BreakerStatus struct {
-	State               string    `json:"state"` // closed, open, half-open, forced-open, disabled, metrics-only
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	Trips               int       `json:"trips"` // consecutive trips (grows the open time)
-	OpenedAt            time.Time `json:"opened_at,omitzero"`
-	NextProbeAt         time.Time `json:"next_probe_at,omitzero"`
-	Requests            int64     `json:"requests"` // in the current window
-	Failures            int64     `json:"failures"`
-	Rejected            int64     `json:"rejected"` // calls refused since start
+	State               breaker.State
+	ConsecutiveFailures int
+	Trips               int // consecutive trips (grows the open time)
+	OpenedAt            time.Time
+	NextProbeAt         time.Time
+	Requests            int64 // in the current window
+	Failures            int64
+	Rejected            int64 // calls refused since start
 }
 
-// HostStatus is a host as the API and the CLI show it.
+// HostStatus is what the fleet shows of a host (the API converts it
+// into its own wire type, api.Host; the dashboard renders it as is).
 type HostStatus struct {
-	Name      string            `json:"name"`
-	Address   string            `json:"address"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Capacity  int               `json:"capacity"`
-	Weight    float64           `json:"weight"`
-	State     HostState         `json:"state"`
-	Reason    string            `json:"reason,omitempty"` // why it is in State
-	Breaker   BreakerStatus     `json:"breaker"`
-	Running   int               `json:"running"` // jobs launching or running on it
-	LastCheck time.Time         `json:"last_check,omitzero"`
-	LastError string            `json:"last_error,omitempty"`
-	Latency   time.Duration     `json:"latency_ns"` // last health-check round trip
-	Placed    int64             `json:"placed"`     // jobs placed on it since start
-	Calls     LimiterStatus     `json:"calls"`      // adaptive limit on in-flight Docker calls
+	Name      string
+	Address   string
+	Labels    map[string]string
+	Capacity  int
+	Weight    float64
+	State     HostState
+	Reason    string // why it is in State
+	Breaker   BreakerStatus
+	Running   int // jobs launching or running on it
+	LastCheck time.Time
+	LastError string
+	Latency   time.Duration // last health-check round trip
+	Placed    int64         // jobs placed on it since start
+	Calls     LimiterStatus // adaptive limit on in-flight Docker calls
 	// CallLatency is the p50 and p99 of the host's recent Docker calls
 	// (not health-check pings or streams).
-	CallLatency CallLatency `json:"call_latency"`
+	CallLatency CallLatency
 	// Operator is the last operator action on the host (who, why, when),
 	// remembered across restarts; nil if there was none.
-	Operator *Operator `json:"operator,omitempty"`
+	Operator *Operator
 	// Degradation are the modes of graceful degradation in force on the
 	// host now (none when it is healthy).
-	Degradation []DegradationMode `json:"degradation,omitempty"`
+	Degradation []DegradationMode
 }
 
 // Transition is one change of a host's breaker state, kept for the API, the
 // demo summary and alerts.
 type Transition struct {
-	Host string    `json:"host"`
-	From string    `json:"from"`
-	To   string    `json:"to"`
-	At   time.Time `json:"at"`
+	Host     string
+	From, To breaker.State
+	At       time.Time
 }

@@ -13,7 +13,6 @@ import (
 	"fusebox/internal/api"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/event"
-	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 	"fusebox/internal/store"
 )
@@ -30,13 +29,13 @@ type Backend interface {
 	WaitTransitions(ctx context.Context, id string, onTransition func(job.Transition)) (*job.Job, error)
 	Events(ctx context.Context, p apiclient.EventsParams, fn func(event.Event) error) error
 
-	Hosts(ctx context.Context) ([]fleet.HostStatus, error)
+	Hosts(ctx context.Context) ([]api.Host, error)
 	Breakers(ctx context.Context) ([]api.BreakerInfo, error)
-	Host(ctx context.Context, name string) (*fleet.HostStatus, error)
-	Isolate(ctx context.Context, name, reason string) (*fleet.HostStatus, error)
-	Release(ctx context.Context, name, reason string) (*fleet.HostStatus, error)
-	Drain(ctx context.Context, name, reason string) (*fleet.HostStatus, error)
-	Reset(ctx context.Context, name, reason string) (*fleet.HostStatus, error)
+	Host(ctx context.Context, name string) (*api.Host, error)
+	Isolate(ctx context.Context, name, reason string) (*api.Host, error)
+	Release(ctx context.Context, name, reason string) (*api.Host, error)
+	Drain(ctx context.Context, name, reason string) (*api.Host, error)
+	Reset(ctx context.Context, name, reason string) (*api.Host, error)
 
 	StartWorkflow(ctx context.Context, req api.WorkflowRunRequest) (*api.WorkflowRun, error)
 	WorkflowRun(ctx context.Context, id string) (*api.WorkflowRun, error)

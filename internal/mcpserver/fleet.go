@@ -6,7 +6,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"fusebox/internal/fleet"
+	"fusebox/internal/api"
 )
 
 // NoIn is the input of the tools that take none.
@@ -155,7 +155,7 @@ func (s *server) getBreaker(ctx context.Context, in BreakerNameIn) (BreakerOut, 
 	return BreakerOut{}, badArg("name", "no breaker %q; there are %s", in.Name, strings.Join(names, ", "))
 }
 
-func (s *server) hostAction(action string, do func(context.Context, string, string) (*fleet.HostStatus, error)) func(context.Context, HostActionIn) (HostOut, error) {
+func (s *server) hostAction(action string, do func(context.Context, string, string) (*api.Host, error)) func(context.Context, HostActionIn) (HostOut, error) {
 	return func(ctx context.Context, in HostActionIn) (HostOut, error) {
 		if err := needName(in.Name); err != nil {
 			return HostOut{}, err

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"fusebox/internal/api"
-	"fusebox/internal/fleet"
 	"fusebox/internal/job"
 )
 
@@ -147,12 +146,12 @@ func jobOf(j *job.Job) Job {
 	return out
 }
 
-func breakerOf(name, kind string, b fleet.BreakerStatus) Breaker {
-	return Breaker{Name: name, Kind: kind, State: b.State, ConsecutiveFailures: b.ConsecutiveFailures, Trips: b.Trips,
+func breakerOf(name, kind string, b api.HostBreaker) Breaker {
+	return Breaker{Name: name, Kind: kind, State: b.State.String(), ConsecutiveFailures: b.ConsecutiveFailures, Trips: b.Trips,
 		Rejected: b.Rejected, OpenedAt: timeText(b.OpenedAt), NextProbeAt: timeText(b.NextProbeAt)}
 }
 
-func hostOf(h *fleet.HostStatus) Host {
+func hostOf(h *api.Host) Host {
 	out := Host{Name: h.Name, Address: h.Address, Labels: h.Labels, State: string(h.State), Reason: h.Reason,
 		Capacity: h.Capacity, Running: h.Running, Breaker: breakerOf("host/"+h.Name, "host", h.Breaker),
 		LastCheck: timeText(h.LastCheck), LastError: h.LastError, LatencyMS: float64(h.Latency) / float64(time.Millisecond)}

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"fusebox/breaker"
 	"fusebox/internal/job"
 )
 
@@ -42,21 +43,21 @@ const (
 	BreakerUnknown     = -1
 )
 
-// BreakerStateValue returns the gauge value of a breaker state name (see the
-// Breaker... constants); BreakerUnknown for a name it does not know.
-func BreakerStateValue(state string) float64 {
+// BreakerStateValue returns the gauge value of a breaker state (see the
+// Breaker... constants); BreakerUnknown for a state it does not know.
+func BreakerStateValue(state breaker.State) float64 {
 	switch state {
-	case "closed":
+	case breaker.StateClosed:
 		return BreakerClosed
-	case "half-open", "half_open", "halfopen":
+	case breaker.StateHalfOpen:
 		return BreakerHalfOpen
-	case "open":
+	case breaker.StateOpen:
 		return BreakerOpen
-	case "forced-open", "forced_open":
+	case breaker.StateForcedOpen:
 		return BreakerForcedOpen
-	case "disabled":
+	case breaker.StateDisabled:
 		return BreakerDisabled
-	case "metrics-only", "metrics_only":
+	case breaker.StateMetricsOnly:
 		return BreakerMetricsOnly
 	}
 	return BreakerUnknown
@@ -267,17 +268,17 @@ func (m *Metrics) ObserveDockerCall(host, op string, d time.Duration, class stri
 
 // BreakerTransition counts a breaker state change of host and sets its
 // fusebox_breaker_state gauge to the new state.
-func (m *Metrics) BreakerTransition(host, from, to string) {
+func (m *Metrics) BreakerTransition(host string, from, to breaker.State) {
 	if m == nil {
 		return
 	}
-	m.breakerTransitions.WithLabelValues(host, from, to).Inc()
+	m.breakerTransitions.WithLabelValues(host, from.String(), to.String()).Inc()
 	m.breakerState.WithLabelValues(host).Set(BreakerStateValue(to))
 }
 
 // SetBreakerState sets host's fusebox_breaker_state gauge without counting a
 // transition (at startup, before any change).
-func (m *Metrics) SetBreakerState(host, state string) {
+func (m *Metrics) SetBreakerState(host string, state breaker.State) {
 	if m == nil {
 		return
 	}

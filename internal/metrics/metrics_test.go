@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"fusebox/breaker"
 	"fusebox/internal/job"
 	"fusebox/internal/metrics"
 )
@@ -61,7 +62,7 @@ func exerciseAll(m *metrics.Metrics) {
 	m.JobRejected(metrics.RejectQueueFull)
 	m.JobPlaced("h1")
 	m.ObserveDockerCall("h1", "ping", time.Millisecond, "host")
-	m.BreakerTransition("h1", "closed", "open")
+	m.BreakerTransition("h1", breaker.StateClosed, breaker.StateOpen)
 	m.HostUp("h1", "healthy")
 	m.HostDegradation("h1", []string{"logs_deferred", "polls_stretched", "monitoring_shed"}, []string{"logs_deferred"})
 	m.SetQueueFunc(func() (int, int) { return 3, 1 })
@@ -129,10 +130,10 @@ fusebox_docker_call_errors_total{class="job",host="h2",op="container start"} 1
 
 func TestBreakerAndHostState(t *testing.T) {
 	m := metrics.New()
-	m.SetBreakerState("h1", "closed")
-	m.BreakerTransition("h1", "closed", "open")
-	m.BreakerTransition("h1", "open", "half-open")
-	m.BreakerTransition("h2", "closed", "forced-open")
+	m.SetBreakerState("h1", breaker.StateClosed)
+	m.BreakerTransition("h1", breaker.StateClosed, breaker.StateOpen)
+	m.BreakerTransition("h1", breaker.StateOpen, breaker.StateHalfOpen)
+	m.BreakerTransition("h2", breaker.StateClosed, breaker.StateForcedOpen)
 
 	for _, c := range []struct {
 		host string
@@ -166,11 +167,12 @@ func TestBreakerAndHostState(t *testing.T) {
 }
 
 func TestBreakerStateValue(t *testing.T) {
-	for state, want := range map[string]float64{
-		"closed": 0, "half-open": 1, "open": 2, "forced-open": 3, "disabled": 4, "metrics-only": 5, "bogus": -1,
+	for state, want := range map[breaker.State]float64{
+		breaker.StateClosed: 0, breaker.StateHalfOpen: 1, breaker.StateOpen: 2, breaker.StateForcedOpen: 3,
+		breaker.StateDisabled: 4, breaker.StateMetricsOnly: 5, breaker.State(99): -1,
 	} {
 		if got := metrics.BreakerStateValue(state); got != want {
-			t.Errorf("BreakerStateValue(%q) = %v, want %v", state, got, want)
+			t.Errorf("BreakerStateValue(%s) = %v, want %v", state, got, want)
 		}
 	}
 }
@@ -208,8 +210,8 @@ func TestNilMetricsIsANoop(t *testing.T) {
 	m.JobRejected(metrics.RejectInvalid)
 	m.JobPlaced("h1")
 	m.ObserveDockerCall("h1", "ping", time.Second, "host")
-	m.BreakerTransition("h1", "closed", "open")
-	m.SetBreakerState("h1", "open")
+	m.BreakerTransition("h1", breaker.StateClosed, breaker.StateOpen)
+	m.SetBreakerState("h1", breaker.StateOpen)
 	m.HostUp("h1", "healthy")
 	m.HostDegradation("h1", []string{"logs_deferred"}, nil)
 	m.SetQueueFunc(func() (int, int) { return 0, 0 })

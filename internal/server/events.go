@@ -53,7 +53,7 @@ func newHostEvents(st store.Store, log *slog.Logger) *hostEvents {
 // breaker is the fleet listener: a breaker transition of a host.
 func (h *hostEvents) breaker(t fleet.Transition) {
 	h.add(event.Event{At: t.At, Type: event.TypeHostBreaker, Host: t.Host,
-		Data: event.MarshalData(event.Breaker{Name: t.Host, From: t.From, To: t.To})})
+		Data: event.MarshalData(event.Breaker{Name: t.Host, From: t.From.String(), To: t.To.String()})})
 }
 
 // named records a transition of a breaker other than a host's (a

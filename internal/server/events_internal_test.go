@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
 	"fusebox/internal/store"
@@ -26,7 +27,7 @@ func TestHostEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 50 {
-		h.breaker(fleet.Transition{Host: "h1", From: "closed", To: "open", At: time.Now()})
+		h.breaker(fleet.Transition{Host: "h1", From: breaker.StateClosed, To: breaker.StateOpen, At: time.Now()})
 		if i%10 == 0 {
 			h.state("h1", fleet.HostHealthy, fleet.HostUnavailable, "breaker open")
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
@@ -178,7 +179,7 @@ func TestJobWithAnImageNowhereFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range hosts {
-		if h.Breaker.State != "closed" || h.Breaker.ConsecutiveFailures != 0 {
+		if h.Breaker.State != breaker.StateClosed || h.Breaker.ConsecutiveFailures != 0 {
 			t.Errorf("host %s breaker %+v after a missing image", h.Name, h.Breaker)
 		}
 	}
@@ -253,7 +254,7 @@ func TestJobsPullFromARealRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, h := range hosts {
-			if h.Breaker.State != "closed" || h.Breaker.ConsecutiveFailures != 0 {
+			if h.Breaker.State != breaker.StateClosed || h.Breaker.ConsecutiveFailures != 0 {
 				t.Errorf("host %s breaker %+v: a registry's trouble moved it", h.Name, h.Breaker)
 			}
 		}

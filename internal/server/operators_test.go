@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/event"
@@ -67,7 +68,7 @@ auth:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.State != fleet.HostIsolated || h.Breaker.State != "forced-open" || h.Reason != "isolated by alice: disk failing" {
+	if h.State != fleet.HostIsolated || h.Breaker.State != breaker.StateForcedOpen || h.Reason != "isolated by alice: disk failing" {
 		t.Fatalf("after restart: state %s breaker %s reason %q", h.State, h.Breaker.State, h.Reason)
 	}
 	if op := h.Operator; op == nil || op.Action != fleet.ActionIsolate || op.By != "alice" || op.Reason != "disk failing" ||

@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	onTransition := func(t fleet.Transition) {
 		m.BreakerTransition(t.Host, t.From, t.To)
 		he.breaker(t)
-		if t.To == breaker.StateOpen.String() {
+		if t.To == breaker.StateOpen {
 			logger.Warn("host unavailable: breaker opened", "host", t.Host)
 		}
 	}
@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	for _, h := range fl.Hosts() {
-		m.SetBreakerState(h.Name(), h.Breaker().State().String())
+		m.SetBreakerState(h.Name(), h.Breaker().State())
 	}
 
 	dc := dispatchConfig(cfg)

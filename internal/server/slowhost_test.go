@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"fusebox/breaker"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
@@ -49,7 +50,7 @@ func TestSlowHostIsDegradedAndGetsLessWork(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = fmt.Sprintf("%+v", h)
-		if h.State == fleet.HostDegraded && h.Breaker.State == "closed" {
+		if h.State == fleet.HostDegraded && h.Breaker.State == breaker.StateClosed {
 			t.Logf("%s: %s (%s)", slow.Name, h.State, h.Reason)
 			return true
 		}

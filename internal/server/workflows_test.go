@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/apiclient"
 	"fusebox/internal/config"
@@ -238,7 +239,7 @@ steps:
 	}
 	waitAlertFiring(t, c, "FuseboxWorkflowBreakerOpen", "workflow", "always-fails")
 	hs, err := c.Hosts(ctx)
-	if err != nil || hs[0].Breaker.State != "closed" || hs[0].Breaker.ConsecutiveFailures != 0 {
+	if err != nil || hs[0].Breaker.State != breaker.StateClosed || hs[0].Breaker.ConsecutiveFailures != 0 {
 		t.Fatalf("the host's breaker counted the workflow's failures: %+v %v", hs, err)
 	}
 }

@@ -178,7 +178,7 @@ func (u *UI) breakers(ctx context.Context) []breakerRow {
 	}
 	for _, h := range u.hosts() {
 		b := h.Breaker
-		rows = append(rows, breakerRow{Name: h.Name, Kind: "host", State: b.State, NextProbeAt: b.NextProbeAt, Since: b.OpenedAt,
+		rows = append(rows, breakerRow{Name: h.Name, Kind: "host", State: b.State.String(), NextProbeAt: b.NextProbeAt, Since: b.OpenedAt,
 			Detail: fmt.Sprintf("%d consecutive failures, %d trips, %d rejected", b.ConsecutiveFailures, b.Trips, b.Rejected)})
 	}
 	if u.o.Events == nil {

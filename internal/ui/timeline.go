@@ -107,7 +107,7 @@ func (u *UI) buildTimeline(evs []event.Event, now time.Time, window time.Duratio
 	for i, h := range u.hosts() {
 		y := tlTop + i*tlLane
 		ln := lane{Name: h.Name, Y: y, LabelY: y + tlLane/2 + 4}
-		state, at := h.Breaker.State, from
+		state, at := h.Breaker.State.String(), from
 		// The state at the start of the hour is where its first
 		// transition in the hour came from.
 		for _, ev := range byHost[h.Name] {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"fusebox/breaker"
 	"fusebox/internal/api"
 	"fusebox/internal/event"
 	"fusebox/internal/fleet"
@@ -565,7 +566,9 @@ func (f *Fleet) SetHost(h fleet.HostStatus) {
 	f.hosts = append(f.hosts, h)
 }
 
-func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bool, op fleet.Operator) error {
+// set puts the named host in state, with its breaker in br (nil: as it
+// is), recording a transition when the breaker changes.
+func (f *Fleet) set(name string, state fleet.HostState, br *breaker.State, reset bool, op fleet.Operator) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.hosts {
@@ -573,13 +576,14 @@ func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bo
 		if h.Name != name {
 			continue
 		}
-		if breaker == "" {
-			breaker = h.Breaker.State // drain leaves the breaker alone
+		to := h.Breaker.State // drain leaves the breaker alone
+		if br != nil {
+			to = *br
 		}
-		if h.Breaker.State != breaker {
-			f.transitions = append(f.transitions, fleet.Transition{Host: name, From: h.Breaker.State, To: breaker, At: time.Now().UTC()})
+		if h.Breaker.State != to {
+			f.transitions = append(f.transitions, fleet.Transition{Host: name, From: h.Breaker.State, To: to, At: time.Now().UTC()})
 		}
-		h.State, h.Breaker.State, h.Operator, h.Reason = state, breaker, &op, ""
+		h.State, h.Breaker.State, h.Operator, h.Reason = state, to, &op, ""
 		if state == fleet.HostIsolated || state == fleet.HostDraining {
 			h.Reason = fmt.Sprintf("%s by %s: %s", state, op.By, op.Reason) // as the fleet says it
 		}
@@ -595,15 +599,16 @@ func (f *Fleet) set(name string, state fleet.HostState, breaker string, reset bo
 // HostAction applies op to the host's state and keeps op as its
 // Operator.
 func (f *Fleet) HostAction(_ context.Context, name string, op fleet.Operator) error {
+	forcedOpen, closed := breaker.StateForcedOpen, breaker.StateClosed
 	switch op.Action {
 	case fleet.ActionIsolate:
-		return f.set(name, fleet.HostIsolated, "forced-open", false, op)
+		return f.set(name, fleet.HostIsolated, &forcedOpen, false, op)
 	case fleet.ActionDrain:
-		return f.set(name, fleet.HostDraining, "", false, op)
+		return f.set(name, fleet.HostDraining, nil, false, op)
 	case fleet.ActionRelease:
-		return f.set(name, fleet.HostHealthy, "closed", false, op)
+		return f.set(name, fleet.HostHealthy, &closed, false, op)
 	case fleet.ActionReset:
-		return f.set(name, fleet.HostHealthy, "closed", true, op)
+		return f.set(name, fleet.HostHealthy, &closed, true, op)
 	}
 	return fmt.Errorf("unknown operator action %q", op.Action)
 }
