@@ -282,6 +282,20 @@ func TestDockerConventions(t *testing.T) {
 		if r := e.fusebox("logs", "-n", "1", "counter"); r.stdout != "line 5\n" {
 			t.Errorf("logs -n 1: %q", r.stdout)
 		}
+		// -t stamps each line as docker logs -t does; --since keeps the
+		// lines logged since then (all of them an hour back, none ahead).
+		if r := e.fusebox("logs", "-t", "-n", "1", "counter"); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z line 5\n$`).MatchString(r.stdout) {
+			t.Errorf("logs -t -n 1: %q (exit %d, %s)", r.stdout, r.code, r.stderr)
+		}
+		if r := e.fusebox("logs", "--since", "1h", "counter"); r.code != 0 || r.stdout != "line 1\nline 2\nline 3\nline 4\nline 5\n" {
+			t.Errorf("logs --since 1h: %q (exit %d, %s)", r.stdout, r.code, r.stderr)
+		}
+		if r := e.fusebox("logs", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "counter"); r.code != 0 || r.stdout != "" {
+			t.Errorf("logs --since an hour ahead: %q (exit %d, %s)", r.stdout, r.code, r.stderr)
+		}
+		if r := e.fusebox("logs", "--since", "yesterday", "counter"); r.code != 125 || !strings.Contains(r.stderr, "--since") {
+			t.Errorf("logs --since yesterday: exit %d, %s; want 125 naming --since", r.code, r.stderr)
+		}
 		id := e.detail("counter").Job.ID
 		// The shortest prefix of id that no other job shares.
 		all := e.fusebox("jobs", "-aq", "--limit", "500")

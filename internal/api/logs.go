@@ -14,21 +14,45 @@ import (
 	"fusebox/internal/job"
 )
 
-// jobLogs: GET /v1/jobs/{id}/logs, and with ?follow=true the output as it
-// is written, as newline-delimited JSON LogEvents.
+// LogOptions are the since and timestamps of a logs request, as docker
+// logs' --since and -t: only the lines logged at or after Since (if not
+// zero), each prefixed with its time (job.TimestampFormat) and a space.
+type LogOptions struct {
+	Since      time.Time
+	Timestamps bool
+}
+
+// jobLogs: GET /v1/jobs/{id}/logs[?since=T][&timestamps=true], and with
+// ?follow=true the output as it is written, as newline-delimited JSON
+// LogEvents.
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
 	follow := false
+	var opts LogOptions
 	for k, vs := range r.URL.Query() {
-		if k != "follow" {
-			s.writeError(w, r, badRequest(k, "unknown query parameter %q: use follow=true", k))
+		v := vs[len(vs)-1]
+		switch k {
+		case "follow", "timestamps":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				s.writeError(w, r, badRequest(k, "must be true or false (got %q)", v))
+				return
+			}
+			if k == "follow" {
+				follow = b
+			} else {
+				opts.Timestamps = b
+			}
+		case "since":
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				s.writeError(w, r, badRequest(k, "must be an RFC 3339 time, such as 2026-12-01T15:04:05Z (got %q)", v))
+				return
+			}
+			opts.Since = t
+		default:
+			s.writeError(w, r, badRequest(k, "unknown query parameter %q: use follow, since or timestamps", k))
 			return
 		}
-		b, err := strconv.ParseBool(vs[len(vs)-1])
-		if err != nil {
-			s.writeError(w, r, badRequest("follow", "must be true or false (got %q)", vs[len(vs)-1]))
-			return
-		}
-		follow = b
 	}
 	rj, err := s.resolveJob(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -37,7 +61,7 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	id := rj.ID
 	if follow {
-		s.followLogs(w, r, id)
+		s.followLogs(w, r, id, opts)
 		return
 	}
 
@@ -59,7 +83,22 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, LogsResponse{Stdout: string(logs.Stdout), Stderr: string(logs.Stderr), Truncated: logs.Truncated})
+	out, errb, err := logs.Render(opts.Since, opts.Timestamps)
+	if err != nil {
+		s.writeError(w, r, noLogTimes(id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, LogsResponse{Stdout: string(out), Stderr: string(errb), Truncated: logs.Truncated})
+}
+
+// noLogTimes is the error of since or timestamps asked of output kept
+// without times.
+func noLogTimes(id string, err error) error {
+	if !errors.Is(err, job.ErrNoLogTimes) {
+		return err
+	}
+	return &requestError{status: http.StatusConflict, code: CodeNoLogTimes,
+		msg: fmt.Sprintf("job %s: %v; ask for its output without since and timestamps", id, err)}
 }
 
 // noLogs explains why a job that exists has no collected output.
@@ -82,7 +121,7 @@ func noLogs(j *job.Job) error {
 // Config.MaxFollowsPerToken follows open (429 past it), and a follow of a
 // job that stays queued or launching for Config.FollowStartTimeout ends
 // with an error event.
-func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string) {
+func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string, opts LogOptions) {
 	// Stop when the client goes away or the server shuts down.
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -124,8 +163,13 @@ func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string) {
 			ew.send(LogEvent{Error: err.Error()})
 			return
 		}
-		ew.send(LogEvent{Stream: "stdout", Data: string(logs.Stdout)})
-		ew.send(LogEvent{Stream: "stderr", Data: string(logs.Stderr)})
+		out, errb, err := logs.Render(opts.Since, opts.Timestamps)
+		if err != nil {
+			ew.send(LogEvent{Error: noLogTimes(id, err).Error()})
+			return
+		}
+		ew.send(LogEvent{Stream: "stdout", Data: string(out)})
+		ew.send(LogEvent{Stream: "stderr", Data: string(errb)})
 		ew.send(LogEvent{End: true, State: j.State, ExitCode: j.ExitCode})
 		return
 	}
@@ -136,7 +180,7 @@ func (s *Server) followLogs(w http.ResponseWriter, r *http.Request, id string) {
 		s.watchStart(ctx, cancel, j)
 	}()
 	stdout, stderr := ew.stream("stdout"), ew.stream("stderr")
-	err = s.svc.FollowLogs(ctx, id, stdout, stderr)
+	err = s.svc.FollowLogs(ctx, id, opts, stdout, stderr)
 	stdout.close()
 	stderr.close()
 	cancel(nil)

@@ -34,9 +34,11 @@ type Service interface {
 	// collected yet.
 	Logs(ctx context.Context, id string) (job.Logs, error)
 	// FollowLogs copies a non-terminal job's output to stdout and stderr as
-	// it is written and returns when the job ends or ctx is done. (The API
-	// serves a terminal job's collected logs itself, without calling it.)
-	FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error
+	// it is written (only what was logged since opts.Since, each line
+	// prefixed with its time with opts.Timestamps) and returns when the job
+	// ends or ctx is done. (The API serves a terminal job's collected logs
+	// itself, without calling it.)
+	FollowLogs(ctx context.Context, id string, opts LogOptions, stdout, stderr io.Writer) error
 	QueueStats(ctx context.Context) (QueueStats, error)
 }
 

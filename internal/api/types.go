@@ -108,6 +108,7 @@ const (
 	CodeHostNotFound     = "host_not_found"     // 404: no such host
 	CodeReceiverNotFound = "receiver_not_found" // 404: no such alert receiver
 	CodeNoLogs           = "no_logs"            // 404: the job exists but has no collected output yet
+	CodeNoLogTimes       = "no_log_times"       // 409: since or timestamps asked of output kept without times
 	CodeNoRoute          = "no_route"           // 404: no such endpoint
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeDuplicate        = "duplicate"          // 409: idempotency key reused with another spec

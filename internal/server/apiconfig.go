@@ -74,6 +74,6 @@ func (s service) QueueStats(ctx context.Context) (api.QueueStats, error) {
 	return api.QueueStats{Queued: qs.Queued, Running: qs.Running, MaxQueued: qs.MaxQueued, ByState: qs.ByState}, err
 }
 
-func (s service) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	return s.Dispatcher.FollowLogs(ctx, id, engine.FollowOptions{}, stdout, stderr)
+func (s service) FollowLogs(ctx context.Context, id string, opts api.LogOptions, stdout, stderr io.Writer) error {
+	return s.Dispatcher.FollowLogs(ctx, id, engine.FollowOptions{Since: opts.Since, Timestamps: opts.Timestamps}, stdout, stderr)
 }

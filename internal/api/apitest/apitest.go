@@ -366,8 +366,9 @@ func (s *Service) Logs(ctx context.Context, id string) (job.Logs, error) {
 }
 
 // FollowLogs writes the job's output, in order, as it is added, until the
-// job is terminal, ctx is done or the Service is closed.
-func (s *Service) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+// job is terminal, ctx is done or the Service is closed. It keeps no times:
+// opts is not applied.
+func (s *Service) FollowLogs(ctx context.Context, id string, _ api.LogOptions, stdout, stderr io.Writer) error {
 	next := 0
 	for {
 		s.mu.Lock()
