@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"fusebox/internal/fleet"
 	"fusebox/internal/image"
@@ -27,12 +28,48 @@ type Images interface {
 // 404.
 func (s *Server) SetImages(im Images) { s.images = im }
 
-// The wire types of /v1/images are the image package's.
-type (
-	ImageHostResult = image.HostResult
-	ImageProgress   = image.Progress
-	ImageSummary    = image.Summary
-)
+// ImageHostResult is what an image operation did on one host.
+type ImageHostResult struct {
+	Host   string        `json:"host"`
+	Refs   []string      `json:"refs,omitempty"` // loaded, pulled, untagged or deleted
+	Bytes  int64         `json:"bytes,omitempty"`
+	Took   time.Duration `json:"took_ns"`
+	Error  string        `json:"error,omitempty"`
+	Status string        `json:"status"` // "ok", "failed", or "skipped" (host out)
+}
+
+// ImageProgress is how far an image load has got on one host.
+type ImageProgress struct {
+	Host  string `json:"host"`
+	Sent  int64  `json:"sent"`
+	Total int64  `json:"total"`
+}
+
+// ImageSummary is one image of GET /v1/images, by ID across the hosts.
+type ImageSummary struct {
+	ID      string    `json:"id"`
+	Tags    []string  `json:"tags,omitempty"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created,omitzero"`
+	Hosts   []string  `json:"hosts"`   // hosts that have it
+	Missing []string  `json:"missing"` // hosts asked that lack it
+}
+
+func imageResultsOf(rs []image.HostResult) []ImageHostResult {
+	out := make([]ImageHostResult, len(rs))
+	for i, r := range rs {
+		out[i] = ImageHostResult{Host: r.Host, Refs: r.Refs, Bytes: r.Bytes, Took: r.Took, Error: r.Error, Status: r.Status}
+	}
+	return out
+}
+
+func imageSummariesOf(ss []image.Summary) []ImageSummary {
+	out := make([]ImageSummary, len(ss))
+	for i, m := range ss {
+		out[i] = ImageSummary{ID: m.ID, Tags: m.Tags, Size: m.Size, Created: m.Created, Hosts: m.Hosts, Missing: m.Missing}
+	}
+	return out
+}
 
 // ImageList is the body of GET /v1/images.
 type ImageList struct {
@@ -122,10 +159,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, imageError(err))
 		return
 	}
-	if imgs == nil {
-		imgs = []ImageSummary{}
-	}
-	writeJSON(w, http.StatusOK, ImageList{Images: imgs, Unreachable: failed})
+	writeJSON(w, http.StatusOK, ImageList{Images: imageSummariesOf(imgs), Unreachable: failed})
 }
 
 // loadImage: POST /v1/images/load, the body a docker-save tarball. The
@@ -159,7 +193,9 @@ func (s *Server) loadImage(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
-	res, err := s.images.Load(r.Context(), r.Body, sel, func(p image.Progress) { line(ImageLoadLine{Progress: &p}) })
+	res, err := s.images.Load(r.Context(), r.Body, sel, func(p image.Progress) {
+		line(ImageLoadLine{Progress: &ImageProgress{Host: p.Host, Sent: p.Sent, Total: p.Total}})
+	})
 	if err != nil {
 		mu.Lock()
 		st := started
@@ -171,7 +207,7 @@ func (s *Server) loadImage(w http.ResponseWriter, r *http.Request) {
 		line(ImageLoadLine{Error: err.Error()})
 		return
 	}
-	line(ImageLoadLine{Results: res})
+	line(ImageLoadLine{Results: imageResultsOf(res)})
 }
 
 // pullImage: POST /v1/images/pull.
@@ -213,5 +249,5 @@ func (s *Server) imageAction(w http.ResponseWriter, r *http.Request, do func(con
 		s.writeError(w, r, imageError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, ImageResults{Results: res})
+	writeJSON(w, http.StatusOK, ImageResults{Results: imageResultsOf(res)})
 }
