@@ -51,6 +51,10 @@ func TestChaos(t *testing.T) {
 		if err := Table(&b, rows); err != nil {
 			t.Error(err)
 		}
+		b.WriteString("\n")
+		if err := Record(&b, rows); err != nil {
+			t.Error(err)
+		}
 		t.Logf("chaos (%s):\n%s", sz.Describe(), b.String())
 		if *tableTo != "" {
 			head := "chaos, " + sz.Describe() + "\n\n"

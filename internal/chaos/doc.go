@@ -15,7 +15,9 @@
 // no job ran twice at once, no attempt had two containers, every
 // submission was answered (accepted + refused = submitted), every accepted
 // job ended, and the scenario's own expectations held (the queue limit
-// reached, a workflow run succeeded). Table prints the lines as markdown.
+// reached, a workflow run succeeded). Table prints the figures as a
+// markdown table; Record the lines, with the path of each scenario's job
+// slowest to run.
 //
 // TestChaos runs every scenario in its short form as part of `go test`
 // (make test); `make chaos` runs the full form (-chaos.full: faults held

@@ -58,6 +58,7 @@ type Figures struct {
 
 	Problems []string // the verdict's reasons; none: pass
 	Took     time.Duration
+	Slowest  string // the transitions of the job slowest to run, for the record
 }
 
 // Pass reports whether the scenario passed.
@@ -153,6 +154,24 @@ func Table(w io.Writer, rows []*Figures) error {
 			f.Scenario, f.Fault, f.Submitted, f.Accepted, f.refused(), f.Succeeded, f.FailedOwn, f.FailedFleet, f.Lost,
 			f.DupAttempts, f.Unrecorded+f.Strays, f.Overlaps, f.Reruns, round(f.S2RMax), round(f.S2RP99), f.breaker(), round(f.Took), f.verdict())
 	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Record writes each scenario's line, and the path of its job slowest to
+// run, as a fenced block to follow the table.
+func Record(w io.Writer, rows []*Figures) error {
+	var b strings.Builder
+	b.WriteString("```\n")
+	for _, f := range rows {
+		b.WriteString(f.Line() + "\n")
+	}
+	for _, f := range rows {
+		if f.Slowest != "" {
+			fmt.Fprintf(&b, "\n%s, the slowest to run: %s\n", f.Scenario, f.Slowest)
+		}
+	}
+	b.WriteString("```\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -286,7 +305,8 @@ func (r *Rig) Collect(ctx context.Context, drain time.Duration) *Figures {
 		for _, t := range slowest.Transitions {
 			fmt.Fprintf(&b, "\n  %s %s→%s on %s (attempt %d): %s", t.At.Format(time.StampMilli), t.From, t.To, t.Host, t.Attempt, t.Reason)
 		}
-		r.TB.Logf("chaos %s: the slowest to run, job %s, took %s:%s", r.Name, slowest.Job.ID, round(slowestS2R), b.String())
+		f.Slowest = fmt.Sprintf("job %s, %s to run:%s", slowest.Job.ID, round(slowestS2R), b.String())
+		r.TB.Logf("chaos %s: the slowest to run: %s", r.Name, f.Slowest)
 	}
 	if len(s2r) > 0 {
 		slices.Sort(s2r)
