@@ -353,9 +353,17 @@ func (d *Dispatcher) launchFailed(ctx context.Context, hd *handle, h *fleet.Host
 		p.Reason = noImage.Error()
 	case engine.ClassOf(err) == engine.ClassHost || errors.Is(err, breaker.ErrOpen):
 		wait := d.backoff(j)
+		if errors.Is(err, errHostOut) {
+			// Aborted because the host's breaker opened: the next try goes
+			// to another host (this one is out), so it need not wait.
+			wait = 0
+		}
 		requeue := func(outcome, reason string) {
 			p.To, p.NotBefore, p.AttemptOutcome = job.StateQueued, store.Ptr(now.Add(wait)), outcome
 			p.Reason = fmt.Sprintf("%s; retrying in %s", reason, wait.Round(time.Millisecond))
+			if wait == 0 {
+				p.Reason = reason + "; retrying now"
+			}
 		}
 		switch {
 		case engine.IsUnreachable(err) || errors.Is(err, breaker.ErrOpen):

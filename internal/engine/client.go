@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -109,6 +110,12 @@ type Client struct {
 	stream   *client.Client // wait, logs follow, events: bounded by their context only
 	observe  func(host, op string, d time.Duration, class Class)
 	gate     func(ctx context.Context, op string) (func(time.Duration, Class), error)
+	// negotiated: both clients know the engine's API version. Until then
+	// the moby client negotiates lazily, inside the first call, under a
+	// lock that no context cancels: against a daemon that hangs, every
+	// call would wait for the first one's deadline. Ping negotiates, so
+	// the health checks do it before any other call needs it.
+	negotiated atomic.Bool
 }
 
 // New returns a client for cfg. It does not contact the engine.
@@ -224,8 +231,17 @@ func (c *Client) call(ctx context.Context, op string, d time.Duration, fn func(c
 // check covers that.
 func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, "ping", c.timeouts.Ping, func(ctx context.Context) error {
-		_, err := c.api.Ping(ctx, client.PingOptions{})
-		return err
+		if c.negotiated.Load() {
+			_, err := c.api.Ping(ctx, client.PingOptions{})
+			return err
+		}
+		for _, cl := range []*client.Client{c.api, c.stream} {
+			if _, err := cl.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+				return err
+			}
+		}
+		c.negotiated.Store(true)
+		return nil
 	})
 }
 

@@ -440,3 +440,47 @@ func TestLimitsAndEnvReachTheContainer(t *testing.T) {
 		t.Fatalf("env: %q %v", out, err)
 	}
 }
+
+// Once a ping has answered, no call on a hung engine waits for another
+// call: each ends with its own context. (The Docker client negotiates its
+// API version inside the first call that needs it, under a lock no context
+// cancels; Ping negotiates, so that the health checks do it first.)
+func TestCallsOnAHungEngineEndWithTheirOwnContext(t *testing.T) {
+	f := enginetest.ForTest(t, 1)
+	enginetest.RequireFaults(t, f)
+	e := f.Engines[0]
+	c := newClient(t, e, "", engine.Timeouts{List: 10 * time.Second, ImageInspect: 10 * time.Second})
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The ping negotiated both clients' API version with the engine.
+	_, want, err := c.Version(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api, stream := engine.APIVersions(c); api != want || stream != want {
+		t.Fatalf("after a ping the clients speak API %s and %s, want the engine's %s", api, stream, want)
+	}
+	if err := e.Hang(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Resume()
+	// A long call is stuck on the hung engine...
+	stuck := make(chan error, 1)
+	go func() { _, err := c.List(context.Background(), nil); stuck <- err }()
+	// ...and another, cancelled after 200 ms, returns then, not when the
+	// first one's 10 s deadline passes.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.ImageExists(ctx, "busybox")
+	if took := time.Since(start); err == nil || took > 2*time.Second {
+		t.Fatalf("image inspect on a hung engine, cancelled after 200ms: %v after %v", err, took)
+	}
+	if err := e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stuck; err != nil {
+		t.Logf("the stuck list ended: %v", err)
+	}
+}

@@ -46,6 +46,7 @@ func BenchmarkSlowHostDegradation(b *testing.B) {
 	type sample struct {
 		host string
 		lat  time.Duration
+		path []string // the job's transitions, for the slowest
 	}
 	burst := func(url string) (healthy []time.Duration, onSlow int) {
 		c := apiclient.New(url, "")
@@ -67,30 +68,37 @@ func BenchmarkSlowHostDegradation(b *testing.B) {
 						return
 					}
 					var running time.Time
+					var path []string
 					end, err := c.WaitTransitions(ctx, j.ID, func(t job.Transition) {
 						if t.To == job.StateRunning && running.IsZero() {
 							running = t.At
 						}
+						path = append(path, fmt.Sprintf("%s +%v %s", t.To, t.At.Sub(j.CreatedAt).Round(time.Millisecond), t.Reason))
 					})
 					if err != nil || end.State != job.StateSucceeded {
 						b.Errorf("job %s: %v %v", j.ID, end, err)
 						return
 					}
 					mu.Lock()
-					got = append(got, sample{end.Host, running.Sub(j.CreatedAt)})
+					got = append(got, sample{end.Host, running.Sub(j.CreatedAt), path})
 					mu.Unlock()
 				}
 			})
 		}
 		wg.Wait()
+		var slowest sample
 		for _, s := range got {
 			if s.host == slow.Name {
 				onSlow++
-			} else {
-				healthy = append(healthy, s.lat)
+				continue
+			}
+			healthy = append(healthy, s.lat)
+			if s.lat > slowest.lat {
+				slowest = s
 			}
 		}
 		slices.Sort(healthy)
+		b.Logf("slowest on a healthy host: %v on %s: %q", slowest.lat, slowest.host, slowest.path)
 		return healthy, onSlow
 	}
 	pct := func(l []time.Duration, p float64) float64 {
