@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -86,31 +85,95 @@ const reasonFull = "full"
 // host that has had the fewest jobs by weight (so idle hosts share the
 // work, and a host back from an outage takes jobs at once).
 func (f *Fleet) Place(req Request) (*Lease, error) {
-	type cand struct {
-		h       *Host
-		load    float64
-		hasImg  bool
-		avoid   bool
-		suspect bool    // its last health check failed: used only if nothing else fits
-		placed  float64 // jobs placed so far, by weight: spreads ties over time
+	// The common case, a host with a free slot, costs one cheap look at
+	// each host: a full one is passed over on an atomic load, and no
+	// reasons are written. Why no host fits is worked out only when none
+	// does (noHost).
+	cands := make([]placeCand, 0, 8)
+	for _, h := range f.hosts {
+		if h.Running() >= h.cfg.Capacity || !h.matches(req.Constraints) || h.draining.Load() || h.Fenced() > 0 || h.CanaryFailing() {
+			continue
+		}
+		switch h.br.State() {
+		case breaker.StateForcedOpen, breaker.StateOpen, breaker.StateHalfOpen:
+			continue
+		}
+		cands = append(cands, placeCand{h: h, load: float64(h.Running()+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image),
+			avoid: h.Name() == req.Avoid, suspect: h.suspect(), placed: float64(h.placed.Load()) / h.cfg.Weight})
 	}
-	var cands []cand
+	// The best candidate first, by selection: the first one nearly always
+	// takes the job, so sorting them all would be wasted.
+	for len(cands) > 0 {
+		best := 0
+		for i := 1; i < len(cands); i++ {
+			if cands[i].before(cands[best]) {
+				best = i
+			}
+		}
+		c := cands[best]
+		cands[best] = cands[len(cands)-1]
+		cands = cands[:len(cands)-1]
+		// Take the slot first so that two placements racing for the last
+		// slot cannot both win.
+		if int(c.h.running.Add(1)) > c.h.cfg.Capacity {
+			c.h.running.Add(-1)
+			continue
+		}
+		tok, err := c.h.br.Allow(context.Background())
+		if err == nil && tok.Probe() {
+			// It went half-open since the look: jobs do not probe.
+			tok.DoneOutcome(breaker.Ignored)
+			err = ErrProbing
+		}
+		if err != nil {
+			c.h.running.Add(-1)
+			continue
+		}
+		c.h.placed.Add(1)
+		return &Lease{host: c.h, token: tok}, nil
+	}
+	return nil, f.noHost(req)
+}
+
+// placeCand is a host that could take a job, with what orders it.
+type placeCand struct {
+	h       *Host
+	load    float64
+	hasImg  bool
+	avoid   bool
+	suspect bool    // its last health check failed or was slow: used only if nothing else fits
+	placed  float64 // jobs placed so far, by weight: spreads ties over time
+}
+
+// before orders candidates: the Avoid host and suspect hosts last, then
+// the least loaded, then one with the image, then the fewest placed.
+func (a placeCand) before(b placeCand) bool {
+	return cmp.Or(
+		trueLast(a.avoid, b.avoid),
+		trueLast(a.suspect, b.suspect),
+		cmp.Compare(a.load, b.load),
+		trueLast(b.hasImg, a.hasImg), // with the image first
+		cmp.Compare(a.placed, b.placed),
+	) < 0
+}
+
+// noHost says why no host takes req now, host by host, and when an open
+// host is next probed.
+func (f *Fleet) noHost(req Request) *NoHostError {
 	reasons := map[string]string{}
 	var nextTry time.Time
 	for _, h := range f.hosts {
-		if !h.matches(req.Constraints) {
+		switch {
+		case !h.matches(req.Constraints):
 			reasons[h.Name()] = "labels do not match"
 			continue
-		}
-		if h.draining.Load() {
+		case h.draining.Load():
 			reasons[h.Name()] = "draining"
 			continue
-		}
-		if h.CanaryFailing() {
+		case h.CanaryFailing():
 			reasons[h.Name()] = "canary failing"
 			continue
-		}
-		if h.Fenced() > 0 {
+		case h.Fenced() > 0:
 			reasons[h.Name()] = "removing containers left from when it was unreachable"
 			continue
 		}
@@ -118,59 +181,23 @@ func (f *Fleet) Place(req Request) (*Lease, error) {
 		switch snap.State {
 		case breaker.StateForcedOpen:
 			reasons[h.Name()] = "isolated"
-			continue
 		case breaker.StateOpen:
 			reasons[h.Name()] = "unavailable (breaker open)"
 			if nextTry.IsZero() || snap.NextProbeAt.Before(nextTry) {
 				nextTry = snap.NextProbeAt
 			}
-			continue
 		case breaker.StateHalfOpen:
 			// Probing is the health checks' job: a job used as a probe
 			// would spend an attempt on a host that is likely still down.
 			reasons[h.Name()] = "probing (breaker half-open)"
-			continue
+		default:
+			// Full (no counts: the reason is stored when it changes), or it
+			// had a slot a moment ago and lost it to a racing placement:
+			// it may fit once a slot frees either way.
+			reasons[h.Name()] = reasonFull
 		}
-		n := h.Running()
-		if n >= h.cfg.Capacity {
-			reasons[h.Name()] = reasonFull // no counts: the reason is stored when it changes
-			continue
-		}
-		cands = append(cands, cand{h: h, load: float64(n+1) / h.cfg.Weight, hasImg: req.Image != "" && h.HasImage(req.Image),
-			avoid: h.Name() == req.Avoid, suspect: h.suspect(), placed: float64(h.placed.Load()) / h.cfg.Weight})
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int {
-		return cmp.Or(
-			trueLast(a.avoid, b.avoid),
-			trueLast(a.suspect, b.suspect),
-			cmp.Compare(a.load, b.load),
-			trueLast(b.hasImg, a.hasImg), // with the image first
-			cmp.Compare(a.placed, b.placed),
-		)
-	})
-	for _, c := range cands {
-		// Take the slot first so that two placements racing for the last
-		// slot cannot both win.
-		if int(c.h.running.Add(1)) > c.h.cfg.Capacity {
-			c.h.running.Add(-1)
-			reasons[c.h.Name()] = reasonFull
-			continue
-		}
-		tok, err := c.h.br.Allow(context.Background())
-		if err == nil && tok.Probe() {
-			// It went half-open since the snapshot: jobs do not probe.
-			tok.DoneOutcome(breaker.Ignored)
-			err = ErrProbing
-		}
-		if err != nil {
-			c.h.running.Add(-1)
-			reasons[c.h.Name()] = "unavailable (breaker not closed)"
-			continue
-		}
-		c.h.placed.Add(1)
-		return &Lease{host: c.h, token: tok}, nil
-	}
-	return nil, &NoHostError{Reasons: reasons, NextTry: nextTry}
+	return &NoHostError{Reasons: reasons, NextTry: nextTry}
 }
 
 // trueLast orders false before true.
