@@ -3,7 +3,7 @@
 GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Packages whose tests run with the race detector (the concurrent ones).
-RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/... ./internal/event/... ./internal/apiclient/... ./internal/alert/... ./internal/workflow/...
+RACE_PKGS   := ./breaker/... ./internal/fleet/... ./internal/dispatch/... ./internal/store/... ./internal/api/... ./internal/event/... ./internal/apiclient/... ./internal/alert/... ./internal/workflow/... ./internal/image/... ./internal/sim/...
 
 .PHONY: all build deps deps-test demo test test-short chaos bench bench-run fuzz lint fmt clean
 
