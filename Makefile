@@ -69,8 +69,8 @@ bench-run: bench-breaker
 	$(GO) test -run '^$$' -bench ImageTransfer -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench PullAgainstDockerPull -benchtime 3x ./internal/server/
 	$(GO) test -run '^$$' -bench APIAgainstEngine -benchtime 3x -timeout 20m ./internal/server/
-	$(GO) test -run '^$$' -bench FailFast -benchtime 3x -timeout 20m ./internal/server/
-	$(GO) test -run '^$$' -bench SlowHostDegradation -benchtime 3x -timeout 20m ./internal/server/
+	$(GO) test -run '^$$' -bench FailFast -benchtime 1x -count 3 -timeout 20m ./internal/server/
+	$(GO) test -run '^$$' -bench SlowHostDegradation -benchtime 1x -count 3 -timeout 20m ./internal/server/
 	$(GO) test -run '^$$' -bench GetJob -benchtime 200x ./internal/mcpserver/
 	$(GO) test -run '^$$' -bench ScaleSimulated -benchtime 1x -timeout 30m ./internal/sim/
 

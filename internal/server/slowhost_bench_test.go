@@ -69,7 +69,9 @@ func BenchmarkSlowHostDegradation(b *testing.B) {
 					}
 					var running time.Time
 					var path []string
-					end, err := c.WaitTransitions(ctx, j.ID, func(t job.Transition) {
+					wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+					defer cancel()
+					end, err := c.WaitTransitions(wctx, j.ID, func(t job.Transition) {
 						if t.To == job.StateRunning && running.IsZero() {
 							running = t.At
 						}
