@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,12 +111,16 @@ type Client struct {
 	stream   *client.Client // wait, logs follow, events: bounded by their context only
 	observe  func(host, op string, d time.Duration, class Class)
 	gate     func(ctx context.Context, op string) (func(time.Duration, Class), error)
-	// negotiated: both clients know the engine's API version. Until then
-	// the moby client negotiates lazily, inside the first call, under a
-	// lock that no context cancels: against a daemon that hangs, every
-	// call would wait for the first one's deadline. Ping negotiates, so
-	// the health checks do it before any other call needs it.
-	negotiated atomic.Bool
+	probe    *client.Client // Ping only: /_ping is not versioned, so it never negotiates
+	// The moby client negotiates the API version lazily, inside the first
+	// call that needs it, under a lock that no context cancels: against a
+	// daemon that hangs, every call would wait for that first one's
+	// deadline. So once a Ping has answered, api and stream negotiate at
+	// once, in the background (negotiate), before other calls need it; and
+	// Ping itself, the health check, never waits for that lock.
+	negotiating sync.Mutex // held by the one negotiate running
+	negotiated  atomic.Bool
+	wg          sync.WaitGroup
 }
 
 // New returns a client for cfg. It does not contact the engine.
@@ -142,7 +147,13 @@ func New(cfg Config) (*Client, error) {
 		api.Close()
 		return nil, fmt.Errorf("engine %s: %w", cfg.Name, err)
 	}
-	return &Client{name: cfg.Name, network: cfg.NetworkMode, timeouts: t, api: api, stream: stream, observe: cfg.Observe, gate: cfg.Gate}, nil
+	probe, err := newAPIClient(cfg, backstop)
+	if err != nil {
+		api.Close()
+		stream.Close()
+		return nil, fmt.Errorf("engine %s: %w", cfg.Name, err)
+	}
+	return &Client{name: cfg.Name, network: cfg.NetworkMode, timeouts: t, api: api, stream: stream, probe: probe, observe: cfg.Observe, gate: cfg.Gate}, nil
 }
 
 func newAPIClient(cfg Config, timeout time.Duration) (*client.Client, error) {
@@ -199,9 +210,11 @@ func (c *Client) Name() string { return c.name }
 // Timeouts returns the client's call deadlines, defaults filled in.
 func (c *Client) Timeouts() Timeouts { return c.timeouts }
 
-// Close releases the client's connections.
+// Close releases the client's connections, once a negotiation under way
+// has ended.
 func (c *Client) Close() error {
-	return errors.Join(c.api.Close(), c.stream.Close())
+	c.wg.Wait()
+	return errors.Join(c.api.Close(), c.stream.Close(), c.probe.Close())
 }
 
 // call runs fn with a deadline of d added to ctx and classifies its error.
@@ -231,18 +244,32 @@ func (c *Client) call(ctx context.Context, op string, d time.Duration, fn func(c
 // check covers that.
 func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, "ping", c.timeouts.Ping, func(ctx context.Context) error {
-		if c.negotiated.Load() {
-			_, err := c.api.Ping(ctx, client.PingOptions{})
-			return err
+		_, err := c.probe.Ping(ctx, client.PingOptions{})
+		if err == nil && !c.negotiated.Load() && c.negotiating.TryLock() {
+			c.wg.Add(1)
+			go c.negotiate()
 		}
-		for _, cl := range []*client.Client{c.api, c.stream} {
-			if _, err := cl.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-				return err
-			}
-		}
-		c.negotiated.Store(true)
-		return nil
+		return err
 	})
+}
+
+// negotiate has api and stream learn the engine's API version, each with
+// a ping's deadline; a failure leaves it to the next Ping. It runs in the
+// background because another call may hold a client's negotiation lock
+// (until its own deadline, or for good: a stream against a daemon that
+// hangs); Close waits for it.
+func (c *Client) negotiate() {
+	defer c.wg.Done()
+	defer c.negotiating.Unlock()
+	for _, cl := range []*client.Client{c.api, c.stream} {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeouts.Ping)
+		_, err := cl.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+	c.negotiated.Store(true)
 }
 
 // Version returns the engine's version and API version.

@@ -174,6 +174,7 @@ func New(cfg Config) (*Fleet, error) {
 		}
 	})
 	f.reg = reg
+	usual := &usualLatency{} // the fleet's, shared by the hosts' limiters
 	for i, hc := range cfg.Hosts {
 		if hc.Name == "" {
 			return nil, fmt.Errorf("fleet: hosts[%d]: name is required", i)
@@ -191,7 +192,7 @@ func New(cfg Config) (*Fleet, error) {
 		ec.Name = hc.Name
 		// A health check is a ping: its deadline is the check's timeout.
 		ec.Timeouts.Ping = cfg.Health.Timeout
-		lim := newLimiter(cfg.Limiter)
+		lim := newLimiter(cfg.Limiter, usual)
 		lat := &latencies{}
 		ec.Gate = func(ctx context.Context, op string) (func(time.Duration, engine.Class), error) {
 			release, err := lim.acquire(ctx, laneOf(ctx))

@@ -84,22 +84,52 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 // (as TCP does with its window): each call that returns at its usual speed
 // raises the limit by 1/limit; a slow call or a host fault cuts it by 10%.
 // "Usual speed" is per operation (a create is slower than an inspect): a
-// slowly decaying minimum of its latencies. When the limit is reached,
-// waiting calls are let through by lane: launches before status checks
-// before log collection.
+// slowly decaying minimum of its latencies, on this host and across the
+// fleet, whichever is faster; so a host that is slow from the start, far
+// above the fleet, is cut too. When the limit is reached, waiting calls
+// are let through by lane: launches before status checks before log
+// collection.
 type limiter struct {
-	cfg LimiterConfig
+	cfg   LimiterConfig
+	fleet *usualLatency // shared by the fleet's limiters; nil: this host's only
 
 	mu       sync.Mutex
 	limit    float64
 	inflight int
 	waiting  [numLanes][]chan struct{}
-	usual    map[string]float64 // op -> usual latency, seconds
+	usual    usualLatency // this host's
 }
 
-func newLimiter(c LimiterConfig) *limiter {
+// usualLatency is the usual latency of each operation: it follows a faster
+// call at once and a slower one only slowly, so a host that stays slow does
+// not become "usual".
+type usualLatency struct {
+	mu sync.Mutex
+	op map[string]float64 // op -> seconds
+}
+
+// observe folds a call's latency in (unless it was a host fault) and
+// returns the usual latency from before it, and whether there was one.
+func (u *usualLatency) observe(op string, secs float64, hostFault bool) (float64, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.op == nil {
+		u.op = map[string]float64{}
+	}
+	usual, seen := u.op[op]
+	if !hostFault {
+		if !seen || secs < usual {
+			u.op[op] = secs
+		} else {
+			u.op[op] = usual + (secs-usual)*0.01
+		}
+	}
+	return usual, seen
+}
+
+func newLimiter(c LimiterConfig, fleet *usualLatency) *limiter {
 	c = c.withDefaults()
-	return &limiter{cfg: c, limit: float64(c.Initial), usual: map[string]float64{}}
+	return &limiter{cfg: c, fleet: fleet, limit: float64(c.Initial)}
 }
 
 // acquire waits for a slot in lane; release reports the call's latency
@@ -149,11 +179,16 @@ func (l *limiter) noneWaitingBefore(upTo Lane) bool {
 }
 
 func (l *limiter) release(op string, d time.Duration, hostFault bool) {
+	secs := d.Seconds()
+	usual, seen := l.usual.observe(op, secs, hostFault)
+	if l.fleet != nil {
+		if fu, ok := l.fleet.observe(op, secs, hostFault); ok && (!seen || fu < usual) {
+			usual, seen = fu, true
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
-	secs := d.Seconds()
-	usual, seen := l.usual[op]
 	switch {
 	// Slow: past Tolerance times the usual latency, and by more than a
 	// scheduling hiccup (on a busy machine a 2 ms call can take 10 ms).
@@ -161,15 +196,6 @@ func (l *limiter) release(op string, d time.Duration, hostFault bool) {
 		l.limit = math.Max(float64(l.cfg.Min), l.limit*0.9)
 	default:
 		l.limit = math.Min(float64(l.cfg.Max), l.limit+1/l.limit)
-	}
-	if !hostFault {
-		// The usual latency follows a faster call at once and a slower one
-		// only slowly, so a host that stays slow does not become "usual".
-		if !seen || secs < usual {
-			l.usual[op] = secs
-		} else {
-			l.usual[op] = usual + (secs-usual)*0.01
-		}
 	}
 	l.handOver()
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestLimiterHandsFreedSlotsOutByLane(t *testing.T) {
-	l := newLimiter(LimiterConfig{Initial: 2, Min: 1, Max: 2})
+	l := newLimiter(LimiterConfig{Initial: 2, Min: 1, Max: 2}, nil)
 	ctx := context.Background()
 	r1, _ := l.acquire(ctx, LaneStatus)
 	r2, _ := l.acquire(ctx, LaneStatus)
@@ -51,7 +51,7 @@ func TestLimiterHandsFreedSlotsOutByLane(t *testing.T) {
 }
 
 func TestLimiterShrinksOnSlowCallsAndGrowsBack(t *testing.T) {
-	l := newLimiter(LimiterConfig{Initial: 16, Min: 2, Max: 32})
+	l := newLimiter(LimiterConfig{Initial: 16, Min: 2, Max: 32}, nil)
 	ctx := context.Background()
 	call := func(d time.Duration, fault bool) {
 		rel, err := l.acquire(ctx, LaneStatus)
@@ -80,7 +80,7 @@ func TestLimiterShrinksOnSlowCallsAndGrowsBack(t *testing.T) {
 		t.Fatalf("limit %d, want the floor 2", got)
 	}
 	// Jitter of a few ms on a busy machine is not slowness.
-	l2 := newLimiter(LimiterConfig{Initial: 8})
+	l2 := newLimiter(LimiterConfig{Initial: 8}, nil)
 	for range 50 {
 		rel, _ := l2.acquire(ctx, LaneStatus)
 		rel("container inspect", 2*time.Millisecond, false)
@@ -93,7 +93,7 @@ func TestLimiterShrinksOnSlowCallsAndGrowsBack(t *testing.T) {
 }
 
 func TestLimiterWaitEndsWithTheContext(t *testing.T) {
-	l := newLimiter(LimiterConfig{Initial: 1, Min: 1, Max: 1})
+	l := newLimiter(LimiterConfig{Initial: 1, Min: 1, Max: 1}, nil)
 	rel, _ := l.acquire(context.Background(), LaneLaunch)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -113,4 +113,36 @@ func waitingIn(l *limiter, lane Lane) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.waiting[lane])
+}
+
+// A host whose calls are slow from its first one, far above the rest of
+// the fleet's, has its limit cut: "usual" is the fleet's as well as its
+// own. Alone, the same host would take its slowness as usual.
+func TestLimiterCutsAHostSlowerThanTheFleet(t *testing.T) {
+	fleetUsual := &usualLatency{}
+	fast, slow := newLimiter(LimiterConfig{Initial: 16}, fleetUsual), newLimiter(LimiterConfig{Initial: 16}, fleetUsual)
+	alone := newLimiter(LimiterConfig{Initial: 16}, nil)
+	call := func(l *limiter, d time.Duration) {
+		release, err := l.acquire(context.Background(), LaneStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release("container inspect", d, false)
+	}
+	for range 20 {
+		call(fast, 2*time.Millisecond)
+	}
+	for range 20 {
+		call(slow, 1500*time.Millisecond)
+		call(alone, 1500*time.Millisecond)
+	}
+	if got := slow.status().Limit; got >= 16/2 {
+		t.Errorf("limit of a host 750 times slower than the fleet: %d, want it cut below %d", got, 16/2)
+	}
+	if got := alone.status().Limit; got < 16 {
+		t.Errorf("limit of a host that is its own only reference: %d, want it kept (its slowness is its usual)", got)
+	}
+	if got := fast.status().Limit; got < 16 {
+		t.Errorf("limit of the fast host: %d, want it kept", got)
+	}
 }
