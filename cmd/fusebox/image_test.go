@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,38 +10,16 @@ import (
 	"time"
 
 	"fusebox/internal/api"
-	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
-	"fusebox/internal/server"
+	"fusebox/internal/server/servertest"
 )
 
 // serveOn runs a real fusebox server (internal/server, as fusebox serve
 // does) on engines and returns the CLI's environment for it.
 func serveOn(t *testing.T, engines *enginetest.Fleet) map[string]string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Hosts = nil
-	for _, e := range engines.Engines {
-		h := config.DefaultHost(e.Name, e.UnixHost())
-		h.NetworkMode = "none"
-		cfg.Hosts = append(cfg.Hosts, h)
-	}
-	cfg.HealthCheck.Interval, cfg.HealthCheck.Timeout, cfg.PollInterval = 500*time.Millisecond, 500*time.Millisecond, 200*time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return map[string]string{envServer: "http://" + ln.Addr().String()}
+	_, url := servertest.Start(t, engines, nil)
+	return map[string]string{envServer: url}
 }
 
 // fusebox image load puts a docker save tarball on three engines (each

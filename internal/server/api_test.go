@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,45 +13,15 @@ import (
 	"fusebox/internal/config"
 	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
-	"fusebox/internal/server"
+	"fusebox/internal/server/servertest"
 	"fusebox/internal/store"
 )
 
 // startInProcess runs a fusebox server on engines and returns its URL.
 func startInProcess(t testing.TB, engines *enginetest.Fleet, edit func(*config.Config)) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Hosts = nil
-	for _, e := range engines.Engines {
-		h := config.DefaultHost(e.Name, e.UnixHost())
-		h.NetworkMode = "none"
-		cfg.Hosts = append(cfg.Hosts, h)
-	}
-	cfg.HealthCheck.Interval = 500 * time.Millisecond
-	cfg.HealthCheck.Timeout = 500 * time.Millisecond
-	cfg.PollInterval = 200 * time.Millisecond
-	if edit != nil {
-		edit(cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	_, url := servertest.Start(t, engines, edit)
+	return url
 }
 
 // Bad submissions over HTTP get a clear error naming the field, and nothing

@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,46 +14,20 @@ import (
 	"fusebox/internal/enginetest"
 	"fusebox/internal/job"
 	"fusebox/internal/server"
+	"fusebox/internal/server/servertest"
 )
 
-// startServer runs a fusebox server on engines and returns it with a
-// client of its API.
+// startServer runs a fusebox server on engines (retry backoff 200 ms) and
+// returns it with a client of its API, once it answers.
 func startServer(t testing.TB, engines *enginetest.Fleet, edit func(*config.Config)) (*server.Server, *apiclient.Client) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Hosts = nil
-	for _, e := range engines.Engines {
-		h := config.DefaultHost(e.Name, e.UnixHost())
-		h.NetworkMode = "none"
-		cfg.Hosts = append(cfg.Hosts, h)
-	}
-	cfg.HealthCheck.Interval = 500 * time.Millisecond
-	cfg.HealthCheck.Timeout = 500 * time.Millisecond
-	cfg.PollInterval = 200 * time.Millisecond
-	cfg.Retry.Backoff = 200 * time.Millisecond
-	if edit != nil {
-		edit(cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
+	srv, url := servertest.Start(t, engines, func(cfg *config.Config) {
+		cfg.Retry.Backoff = 200 * time.Millisecond
+		if edit != nil {
+			edit(cfg)
 		}
 	})
-	c := apiclient.New("http://"+ln.Addr().String(), "")
+	c := apiclient.New(url, "")
 	enginetest.Eventually(t, 30*time.Second, "the server answers", func() bool { return c.Health(context.Background()) == nil })
 	return srv, c
 }
