@@ -27,6 +27,9 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.msg }
 
+// HTTPStatus is the status the API answers the error with.
+func (e *requestError) HTTPStatus() int { return e.status }
+
 // RetryAfterHint is the requestError's Retry-After.
 func (e *requestError) RetryAfterHint() time.Duration { return e.retryAfter }
 

@@ -209,22 +209,33 @@ func (s *Server) startWorkflow(w http.ResponseWriter, r *http.Request) {
 // it out.
 const RunIDPrefix = "wf-"
 
-// resolveRun finds the run ref means, as resolveJob finds a job: its id,
-// else the newest run of the workflow of that name, else the run whose id
-// starts with ref (or with RunIDPrefix+ref) if only one does. No match is
-// a 404 naming ref; a prefix of several ids a 400 (CodeAmbiguous) listing
-// some of them.
+// resolveRun finds the run ref means (ResolveRun).
 func (s *Server) resolveRun(ctx context.Context, ref string) (*WorkflowRun, error) {
+	return ResolveRun(ctx, s.workflows, ref)
+}
+
+// RunReader reads workflow runs: what ResolveRun needs (Workflows has it).
+type RunReader interface {
+	Run(ctx context.Context, id string) (*WorkflowRun, error)
+	Runs(ctx context.Context, f WorkflowRunFilter) ([]WorkflowRun, error)
+}
+
+// ResolveRun finds the run ref means, as a job reference is resolved: its
+// id, else the newest run of the workflow of that name, else the run whose
+// id starts with ref (or with RunIDPrefix+ref) if only one does. No match
+// is an error with HTTPStatus 404 naming ref; a prefix of several ids one
+// with HTTPStatus 400 (CodeAmbiguous) listing some of them.
+func ResolveRun(ctx context.Context, s RunReader, ref string) (*WorkflowRun, error) {
 	notFound := &requestError{status: http.StatusNotFound, code: CodeNotFound,
 		msg: fmt.Sprintf("no workflow run with id, id prefix or workflow name %q", ref)}
 	if ref == "" {
 		return nil, notFound
 	}
-	run, err := s.workflows.Run(ctx, ref)
+	run, err := s.Run(ctx, ref)
 	if !errors.Is(err, ErrRunNotFound) {
 		return run, err
 	}
-	runs, err := s.workflows.Runs(ctx, WorkflowRunFilter{Workflow: ref, Limit: 1})
+	runs, err := s.Runs(ctx, WorkflowRunFilter{Workflow: ref, Limit: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +248,7 @@ func (s *Server) resolveRun(ctx context.Context, ref string) (*WorkflowRun, erro
 	}
 	var matches []WorkflowRun
 	for _, p := range prefixes {
-		runs, err := s.workflows.Runs(ctx, WorkflowRunFilter{IDPrefix: p, Limit: maxAmbiguous + 1})
+		runs, err := s.Runs(ctx, WorkflowRunFilter{IDPrefix: p, Limit: maxAmbiguous + 1})
 		if err != nil {
 			return nil, err
 		}

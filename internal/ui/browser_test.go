@@ -361,6 +361,14 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 	}
+	// A run page takes what the API takes: the workflow's name (its newest
+	// run, the cached one).
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/workflows/ui-diamond"), chromedp.WaitVisible(`main h1`)); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := chromedp.Run(ctx, chromedp.Text(`main h1`)); err != nil || !strings.Contains(h, second.ID) {
+		t.Errorf("/ui/workflows/ui-diamond shows %q (%v), want the newest run %s", h, err, second.ID)
+	}
 }
 
 const diamond = `name: ui-diamond

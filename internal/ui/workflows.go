@@ -38,16 +38,22 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusNotFound, errors.New("workflows are not enabled on this server"))
 		return
 	}
-	run, err := u.o.Workflows.Run(r.Context(), id)
+	// id may be a run's id, a unique prefix of one or a workflow's name,
+	// as in the API.
+	run, err := api.ResolveRun(r.Context(), u.o.Workflows, id)
 	if err != nil {
 		status := http.StatusInternalServerError
-		if errors.Is(err, api.ErrRunNotFound) {
+		var hs interface{ HTTPStatus() int }
+		switch {
+		case errors.Is(err, api.ErrRunNotFound):
 			status = http.StatusNotFound
+		case errors.As(err, &hs):
+			status = hs.HTTPStatus()
 		}
 		u.fail(w, r, status, fmt.Errorf("workflow run %s: %w", id, err))
 		return
 	}
-	p := u.newPage(w, r, "Run "+id, "workflows")
+	p := u.newPage(w, r, "Run "+run.ID, "workflows")
 	p.Body = runDetail{R: run, DAG: layoutDAG(run.Steps)}
 	u.render(w, "run.html", p)
 }
