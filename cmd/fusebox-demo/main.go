@@ -49,8 +49,10 @@ func main() {
 const (
 	warmup   = 5 * time.Second // all hosts healthy
 	hungFor  = 8 * time.Second // one host hung
-	recovery = 6 * time.Second // after the resume
-	every    = 400 * time.Millisecond
+	recovery = 6 * time.Second // after the resume, at least...
+	// ...and until the hung host has taken a job again, at most this.
+	maxRecovery = 20 * time.Second
+	every       = 400 * time.Millisecond
 )
 
 type demo struct {
@@ -144,8 +146,22 @@ func run(ctx context.Context, out io.Writer, cli string) error {
 		return err
 	}
 	d.resumed = time.Now()
+	before, err := d.api.Host(ctx, hung.Name)
+	if err != nil {
+		return err
+	}
 	if err := d.stream(ctx, recovery, "recovered"); err != nil {
 		return err
+	}
+	// Go on until it has taken a job again: its breaker's open time grew
+	// while it was hung, so the probe that closes it may come late.
+	for extra := time.Duration(0); extra < maxRecovery-recovery; extra += time.Second {
+		if h, err := d.api.Host(ctx, hung.Name); err == nil && h.Placed > before.Placed {
+			break
+		}
+		if err := d.stream(ctx, time.Second, "recovered"); err != nil {
+			return err
+		}
 	}
 	d.say("stopped submitting; waiting for every job to finish")
 	if err := d.waitAll(ctx, 90*time.Second); err != nil {
