@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -107,7 +108,7 @@ func TestEveryHostSlowKeepsTheLastIn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	enginetest.Eventually(t, 20*time.Second, "two hosts ejected, the last kept in", func() bool {
+	enginetest.Eventually(t, 45*time.Second, "two hosts ejected, the last kept in", func() bool {
 		open, lastIn := 0, 0
 		for _, s := range states(f) {
 			switch {
@@ -118,6 +119,12 @@ func TestEveryHostSlowKeepsTheLastIn(t *testing.T) {
 			}
 		}
 		return open == 2 && lastIn == 1
+	}, func() string {
+		var out []string
+		for _, s := range states(f) {
+			out = append(out, fmt.Sprintf("%s: %s, breaker %s (%s)", s.Name, s.State, s.Breaker.State, s.Reason))
+		}
+		return strings.Join(out, "; ")
 	})
 }
 
