@@ -99,10 +99,15 @@ func Answered(err error) bool {
 
 // traceSent returns ctx traced so that sent reports whether a request made
 // with it had its headers written to a connection (the daemon may act on
-// it from then on).
+// it from then on), on its last try: the transport tries again on a new
+// connection (GetConn) only a request the old one provably did not take,
+// or one that is safe to repeat (GET, HEAD), so a write to a reused
+// connection that the daemon had closed, followed by a refused dial, is a
+// request that never left.
 func traceSent(ctx context.Context) (context.Context, *atomic.Bool) {
 	sent := new(atomic.Bool)
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn:      func(string) { sent.Store(false) },
 		WroteHeaders: func() { sent.Store(true) },
 	}), sent
 }
